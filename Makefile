@@ -1,0 +1,39 @@
+# The two commands a newcomer needs:  `make run` (Helios on its embedded demo)  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: run test install proto proto-check lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/helios serve $(ARGS)
+
+test: install proto-check lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Regenerate the protobuf/gRPC code. The virtual import path (-Ihelios/scaler/pb=proto) makes the
+# generated modules import each other as helios.scaler.pb.*, so no import rewriting is needed.
+proto: install
+	$(PY) proto/generate.py --out scaler/pb
+
+# Fails when scaler/pb differs from what proto/ generates.
+proto-check: install
+	$(PY) proto/generate.py --check scaler/pb
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+bench: install
+	$(PY) benchmarks/getmetrics_latency.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
