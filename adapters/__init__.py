@@ -1,1 +1,9 @@
+"""Metric sources, one module each, looked up by the trigger's `source` key."""
 
+from .base import MetricSource
+from .demo import DemoSource
+from .file import FileSource
+
+SOURCES: dict[str, type] = {s.name: s for s in (DemoSource, FileSource)}
+
+__all__ = ["SOURCES", "MetricSource"]

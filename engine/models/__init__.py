@@ -1,1 +1,27 @@
+"""Forecasting models behind one contract (models.base.Forecaster), looked up by name."""
 
+import json
+
+from .base import Forecaster
+from .baseline import BaselineModel
+
+MODELS: dict[str, type[Forecaster]] = {m.name: m for m in (BaselineModel,)}
+
+
+def create(name: str, **params) -> Forecaster:
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}") from None
+    return cls(**params)
+
+
+def load(data: bytes) -> Forecaster:
+    """Rebuild a fitted model from Forecaster.to_bytes(), whichever model wrote it."""
+    name = json.loads(data).get("model")
+    if name not in MODELS:
+        raise ValueError(f"artifact names unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
+    return MODELS[name].from_bytes(data)
+
+
+__all__ = ["MODELS", "Forecaster", "create", "load"]

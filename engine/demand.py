@@ -1,0 +1,39 @@
+"""What the scaler answers KEDA: the demand to provision for, from a forecast and the observed value."""
+
+import math
+
+import numpy as np
+
+from .types import Forecast
+
+
+def forecast_covers(forecast: Forecast, now: float) -> bool:
+    """True while some forecast step still lies ahead of `now`."""
+    return forecast.end > now
+
+
+def expected_demand(forecast: Forecast, observed: float, now: float, lead_seconds: float, quantile: float) -> float:
+    """The highest `quantile` forecast over the lead window (now, now + lead], never below `observed`.
+
+    The lead window is the time a new replica needs to become ready: provisioning for its peak now
+    means the capacity is there when the load arrives. The observed floor means a forecast may add
+    replicas early but never hides load that is already here. When the window falls between two
+    steps, the first step after `now` stands for it. The result is finite and >= 0.
+    """
+    ts = forecast.timestamps
+    ahead = ts > now
+    if not ahead.any():
+        raise ValueError(f"forecast ends at {forecast.end}, before now ({now:.0f})")
+    window = ahead & (ts <= now + lead_seconds)
+    if not window.any():
+        window = np.zeros_like(ahead)
+        window[np.argmax(ahead)] = True
+    peak = float(forecast.quantile(quantile)[window].max())
+    return sanitize(max(peak, observed))
+
+
+def sanitize(value: float) -> float:
+    """Clamp to a value KEDA and the HPA accept: finite and >= 0 (NaN becomes 0)."""
+    if math.isnan(value):
+        return 0.0
+    return min(max(value, 0.0), 1e15)

@@ -1,0 +1,59 @@
+"""The one contract every forecaster meets, so the scaler, backtests and artifacts treat them alike."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..errors import InsufficientData
+from ..types import QUANTILE_LEVELS, Forecast, Series
+
+
+class Forecaster(ABC):
+    """Fit on one regular series (see engine.align), then predict `h` steps after its last sample.
+
+    Subclasses set `name`, keep their hyper-parameters in `params` and everything learnt in `state`
+    (JSON-serialisable), so save/load needs no pickle and artifacts stay readable across versions.
+    """
+
+    name: ClassVar[str]
+    min_history: ClassVar[int] = 1
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        self.state: dict[str, Any] | None = None
+
+    def fit(self, history: Series) -> Forecaster:
+        if len(history) < self.min_history:
+            raise InsufficientData(f"{self.name} needs at least {self.min_history} samples, got {len(history)}")
+        self.state = self._fit(history)
+        return self
+
+    def predict(self, horizon: int, levels: Sequence[float] = QUANTILE_LEVELS) -> Forecast:
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: predict() before fit()")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1 step, got {horizon}")
+        return self._predict(horizon, tuple(levels))
+
+    def to_bytes(self) -> bytes:
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: nothing to save before fit()")
+        return json.dumps({"model": self.name, "params": self.params, "state": self.state}).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Forecaster:
+        doc = json.loads(data)
+        if doc.get("model") != cls.name:
+            raise ValueError(f"artifact is for model {doc.get('model')!r}, not {cls.name!r}")
+        model = cls(**doc["params"])
+        model.state = doc["state"]
+        return model
+
+    @abstractmethod
+    def _fit(self, history: Series) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _predict(self, horizon: int, levels: tuple[float, ...]) -> Forecast: ...

@@ -1,0 +1,98 @@
+"""Composition root: builds every part from the settings and runs them on one event loop.
+
+gRPC (ExternalScaler, Admin, Health, reflection) on one port; Prometheus /metrics on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from helios.adapters import SOURCES
+from helios.engine.models import MODELS
+from prometheus_client import CollectorRegistry, start_http_server
+
+from .admin import Admin
+from .exporter import SnapshotCollector
+from .external_scaler import ExternalScaler
+from .metadata import MetadataParser
+from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
+from .refresher import Refresher
+from .runner import ModelRunner
+from .settings import Settings
+from .state import StateStore
+from .telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+SERVICES = (
+    externalscaler_pb2.DESCRIPTOR.services_by_name["ExternalScaler"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+
+
+class HeliosApp:
+    def __init__(self, settings: Settings, sources: Mapping[str, object] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.sources = dict(sources) if sources is not None else {name: cls() for name, cls in SOURCES.items()}
+        self.registry = CollectorRegistry()
+        self.telemetry = Telemetry(self.registry)
+        self.store = StateStore()
+        self.runner = ModelRunner(settings.models.workers, self.telemetry)
+        self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock)
+        self.registry.register(SnapshotCollector(self.store, settings, clock))
+        parse = MetadataParser(self.sources, settings.models, MODELS)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server()
+        externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(
+            ExternalScaler(parse, self.refresher, self.store, settings, self.telemetry, clock), self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(
+            Admin(self.store, self.runner, settings, self.telemetry, clock), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.grpc_port = 0
+        self.metrics_port = 0
+        self._http = None
+
+    async def start(self) -> None:
+        cfg = self.settings.server
+        self.grpc_port = self.server.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
+        self._http, _ = start_http_server(cfg.metrics_port, addr="0.0.0.0", registry=self.registry)
+        self.metrics_port = self._http.server_port
+        await self.runner.warm_up()
+        await self.server.start()
+        for service in ("", *SERVICES):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("helios serving", extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port})
+
+    async def stop(self) -> None:
+        """Graceful: report NOT_SERVING, let in-flight calls finish within the grace period, then stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.server.shutdown_grace)
+        await self.refresher.close()
+        self.runner.close()
+        if self._http is not None:
+            self._http.shutdown()
+        log.info("helios stopped")
+
+    async def run_until_signalled(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """Run Helios until SIGTERM or SIGINT. The app is built inside the loop that runs it (grpc.aio)."""
+    await HeliosApp(settings).run_until_signalled()

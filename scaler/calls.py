@@ -1,0 +1,99 @@
+"""What every gRPC handler shares: status mapping for Helios errors, and per-call telemetry.
+
+A handler raises; this module turns the exception into a status with a message a user can act on.
+Unexpected exceptions become INTERNAL with a generic message (the stack trace goes to the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+
+import grpc
+
+from .metadata import InvalidMetadata
+from .state import Answer, Availability
+from .telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class CallError(Exception):
+    """Abort the call with this status and message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def invalid(field: str, message: str) -> CallError:
+    return CallError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}")
+
+
+def unavailable_answer(answer: Answer, workload: str) -> CallError:
+    code = grpc.StatusCode.INVALID_ARGUMENT if answer.availability is Availability.BAD_QUERY else \
+        grpc.StatusCode.UNAVAILABLE
+    return CallError(code, f"{workload}: {answer.detail}")
+
+
+def _status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
+    if isinstance(error, CallError):
+        return error.code, str(error)
+    if isinstance(error, InvalidMetadata):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+    log.exception("unexpected error in a gRPC handler")
+    return grpc.StatusCode.INTERNAL, f"internal error ({error.__class__.__name__}); see the Helios logs"
+
+
+def unary(handler):
+    """Decorate an async unary handler of a servicer with a `telemetry` attribute: map errors to
+    statuses, count and time the call."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def call(self, request, context: grpc.aio.ServicerContext):
+        telemetry: Telemetry = self.telemetry
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await handler(self, request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # noqa: BLE001 - every error must become a status
+            code, message = _status_of(e)
+            await context.abort(code, message)
+        finally:
+            telemetry.requests.labels(method, code.name).inc()
+            telemetry.request_seconds.labels(method).observe(time.perf_counter() - started)
+
+    return call
+
+
+
+def streaming(handler):
+    """Decorate an async-generator handler the same way (no duration: streams are long-lived)."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def call(self, request, context: grpc.aio.ServicerContext):
+        telemetry: Telemetry = self.telemetry
+        code = grpc.StatusCode.OK
+        telemetry.active_streams.inc()
+        try:
+            async for message in handler(self, request, context):
+                yield message
+        except asyncio.CancelledError:  # the client went away: the normal end of a stream
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # noqa: BLE001
+            code, message = _status_of(e)
+            await context.abort(code, message)
+        finally:
+            telemetry.active_streams.dec()
+            telemetry.requests.labels(method, code.name).inc()
+
+    return call
+

@@ -1,0 +1,89 @@
+"""KEDA's ExternalScaler service. Every answer comes from the in-memory snapshot: no fetch, no fit.
+
+KEDA sets no deadline on these calls and the HPA allows about 3 s, so the handlers only parse the
+(cached) metadata, note the call for the refresher and read the workload's latest snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+import grpc
+
+from .calls import CallError, streaming, unary, unavailable_answer
+from .metadata import MetadataParser, TriggerSpec
+from .pb import externalscaler_pb2 as pb
+from .pb import externalscaler_pb2_grpc as pb_grpc
+from .refresher import Refresher
+from .settings import Settings
+from .state import Answer, Availability, StateStore, answer
+from .telemetry import Telemetry
+
+
+class ExternalScaler(pb_grpc.ExternalScalerServicer):
+    def __init__(self, parse: MetadataParser, refresher: Refresher, store: StateStore, settings: Settings,
+                 telemetry: Telemetry, clock: Callable[[], float] = time.time) -> None:
+        self.telemetry = telemetry
+        self._parse = parse
+        self._refresher = refresher
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    def _trigger(self, ref: pb.ScaledObjectRef) -> TriggerSpec:
+        trigger = self._parse(ref.namespace, ref.name, ref.scalerMetadata)
+        self._refresher.touch(trigger)
+        return trigger
+
+    async def _answer(self, trigger: TriggerSpec) -> Answer:
+        snap = self._store.get(trigger.key)
+        if snap is None or snap.refreshed_at is None:  # first contact: its refresh is under way
+            await self._refresher.wait_for_first_data(trigger.key, self._settings.metrics.first_answer_wait)
+            snap = self._store.get(trigger.key)
+        result = answer(snap, trigger, self._clock(), self._settings.metrics.staleness_limit)
+        if result.availability is not Availability.OK:
+            raise unavailable_answer(result, "/".join(trigger.key))
+        return result
+
+    @unary
+    async def GetMetricSpec(self, request: pb.ScaledObjectRef, context) -> pb.GetMetricSpecResponse:
+        trigger = self._trigger(request)
+        target = trigger.target_value
+        spec = pb.MetricSpec(metricName=trigger.metric_name, targetSize=max(1, round(target)),
+                             targetSizeFloat=target)
+        return pb.GetMetricSpecResponse(metricSpecs=[spec])
+
+    @unary
+    async def GetMetrics(self, request: pb.GetMetricsRequest, context) -> pb.GetMetricsResponse:
+        trigger = self._trigger(request.scaledObjectRef)
+        if request.metricName != trigger.metric_name:
+            raise CallError(
+                grpc.StatusCode.NOT_FOUND,
+                f"metricName: {request.metricName!r} is not served for this trigger; "
+                f"GetMetricSpec names it {trigger.metric_name!r}",
+            )
+        value = (await self._answer(trigger)).value
+        return pb.GetMetricsResponse(metricValues=[
+            pb.MetricValue(metricName=trigger.metric_name, metricValue=math.ceil(value), metricValueFloat=value)
+        ])
+
+    @unary
+    async def IsActive(self, request: pb.ScaledObjectRef, context) -> pb.IsActiveResponse:
+        trigger = self._trigger(request)
+        value = (await self._answer(trigger)).value
+        return pb.IsActiveResponse(result=value > trigger.activation_value)
+
+    @streaming
+    async def StreamIsActive(self, request: pb.ScaledObjectRef, context):
+        """The current activity at once, then each change, checked every stream_check_interval."""
+        last = None
+        while True:
+            trigger = self._trigger(request)
+            active = (await self._answer(trigger)).value > trigger.activation_value
+            if active != last:
+                yield pb.IsActiveResponse(result=active)
+                last = active
+            await asyncio.sleep(self._settings.server.stream_check_interval)

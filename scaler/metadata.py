@@ -1,0 +1,177 @@
+"""A trigger's `scalerMetadata` (all strings) parsed into one typed, validated TriggerSpec.
+
+Every bad key is reported at once, each with its value and what is allowed, so one failed
+GetMetricSpec tells the user everything to fix in the ScaledObject.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic.alias_generators import to_camel
+
+from .durations import format_duration, parse_duration
+from .settings import ModelsSettings
+
+# Keys KEDA itself reads from the trigger metadata and passes along; Helios ignores them.
+KEDA_KEYS = frozenset({"scalerAddress", "enableTLS", "unsafeSsl"})
+METRIC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class InvalidMetadata(ValueError):
+    """scalerMetadata that cannot be served; `problems` holds one line per bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid scalerMetadata: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """One trigger of one ScaledObject, as Helios serves it."""
+
+    namespace: str
+    name: str
+    metric_name: str
+    source: str
+    source_params: Any  # the source's Params dataclass
+    target_value: float
+    activation_value: float
+    horizon: float  # seconds
+    lead_time: float  # seconds
+    model: str
+    quantile: float
+    mode: Literal["act", "observe"]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.namespace, self.name, self.metric_name)
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=7 * 86400)]
+
+
+class _CommonKeys(BaseModel):
+    """The keys every trigger may set, whatever its source."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+
+    source: str
+    target_value: float = Field(gt=0, allow_inf_nan=False)
+    activation_value: float = Field(0.0, ge=0, allow_inf_nan=False)
+    horizon: Seconds | None = None
+    lead_time: Seconds | None = None
+    model: str | None = None
+    quantile: float | None = Field(None, ge=0.5, le=0.99)
+    mode: Literal["act", "observe"] = "act"
+    metric_name: str | None = Field(None, pattern=METRIC_NAME.pattern)
+
+
+class MetadataParser:
+    """Validates scalerMetadata against the common keys plus the chosen source's own keys."""
+
+    def __init__(self, sources: Mapping[str, Any], models: ModelsSettings, model_names: typing.Iterable[str]):
+        self._defaults = models
+        self._model_names = sorted(model_names)
+        self._params = {name: src.Params for name, src in sources.items()}
+        self._schemas = {name: _schema_for(name, params) for name, params in self._params.items()}
+        self.parse = lru_cache(maxsize=4096)(self._parse)  # same metadata on every poll: parse once
+
+    def __call__(self, namespace: str, name: str, metadata: Mapping[str, str]) -> TriggerSpec:
+        return self.parse(namespace, name, tuple(sorted(metadata.items())))
+
+    def _parse(self, namespace: str, name: str, items: tuple[tuple[str, str], ...]) -> TriggerSpec:
+        given = {k: v for k, v in items if k not in KEDA_KEYS}
+        problems: list[str] = []
+        source = given.get("source")
+        schema = self._schemas.get(source)
+        if schema is None:
+            allowed = ", ".join(sorted(self._schemas))
+            problems.append(f"source: required, one of {allowed}" if source is None
+                            else f"source={source!r}: unknown source; allowed: {allowed}")
+            schema, given = _CommonKeys, {k: v for k, v in given.items() if k in _COMMON_ALIASES}
+        model = given.get("model")
+        if model is not None and model not in self._model_names:
+            problems.append(f"model={model!r}: unknown model; allowed: {', '.join(self._model_names)}")
+        problems += self._window_problems(given)
+        try:
+            keys = schema.model_validate(given)
+        except ValidationError as e:
+            problems += [_describe(err, given, schema) for err in e.errors() if err["loc"] != ("source",)]
+        if problems:
+            raise InvalidMetadata(problems)
+        return self._spec(namespace, name, keys)
+
+    def _window_problems(self, given: Mapping[str, str]) -> list[str]:
+        """leadTime must fit in horizon, either of them possibly defaulted (checked apart from the
+        per-key checks so that it is reported together with them)."""
+        try:
+            horizon = parse_duration(given.get("horizon", self._defaults.horizon))
+            lead = parse_duration(given.get("leadTime", min(self._defaults.lead_time, horizon)))
+        except ValueError:
+            return []  # the per-key check reports the unparsable one
+        if lead <= horizon:
+            return []
+        return [f"leadTime={given.get('leadTime', format_duration(lead))!r}: must not exceed "
+                f"horizon ({format_duration(horizon)}); a forecast cannot look further than it reaches"]
+
+    def _spec(self, namespace: str, name: str, keys: _CommonKeys) -> TriggerSpec:
+        d = self._defaults
+        params_cls = self._params[keys.source]
+        own = {f.name: getattr(keys, f.name) for f in dataclasses.fields(params_cls)}
+        horizon = keys.horizon or d.horizon
+        return TriggerSpec(
+            namespace=namespace,
+            name=name,
+            metric_name=keys.metric_name or derived_metric_name(keys.source, own),
+            source=keys.source,
+            source_params=params_cls(**own),
+            target_value=keys.target_value,
+            activation_value=keys.activation_value,
+            horizon=horizon,
+            lead_time=keys.lead_time or min(d.lead_time, horizon),
+            model=keys.model or d.default,
+            quantile=keys.quantile if keys.quantile is not None else d.quantile,
+            mode=keys.mode,
+        )
+
+
+_COMMON_ALIASES = frozenset(to_camel(f) for f in _CommonKeys.model_fields)
+
+
+def derived_metric_name(source: str, params: Mapping[str, Any]) -> str:
+    """`helios-<source>-<hash of the source's keys>`: stable across restarts and replicas, path-safe,
+    and different for two triggers that read different signals. Tuning keys (quantile, targetValue,
+    ...) do not change it, so retuning a trigger does not rename the HPA's metric."""
+    canonical = json.dumps(params, sort_keys=True, default=str)
+    return f"helios-{source}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
+
+
+def _schema_for(source: str, params_cls: type) -> type[_CommonKeys]:
+    hints = typing.get_type_hints(params_cls)
+    fields = {}
+    for f in dataclasses.fields(params_cls):
+        default = f.default if f.default is not dataclasses.MISSING else ...
+        fields[f.name] = (hints[f.name], default)
+    return create_model(f"{source.title()}Trigger", __base__=_CommonKeys, **fields)
+
+
+def _describe(err: dict, given: Mapping[str, str], schema: type[BaseModel]) -> str:
+    key = str(err["loc"][0]) if err["loc"] else ""
+    value = given.get(key)
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(sorted(f.alias or n for n, f in schema.model_fields.items()))
+        return f"{key}={value!r}: unknown key; allowed keys: {allowed}"
+    if err["type"] == "missing":
+        return f"{key}: required"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}={value!r}: {msg}" if key else msg

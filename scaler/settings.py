@@ -1,0 +1,138 @@
+"""Server configuration: defaults < YAML file (`--config`) < `HELIOS_*` environment < command-line flags.
+
+Environment variables name nested keys with `__`: HELIOS_MODELS__QUANTILE=0.95 sets models.quantile.
+Durations are strings such as "30s", "5m", "1h30m". Every problem is reported at once, at start.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from helios.engine.models import MODELS
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
+
+from .durations import parse_duration
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Port = Annotated[int, Field(ge=0, le=65535)]  # 0 picks a free port (tests)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "[::]"
+    grpc_port: Port = 6000
+    metrics_port: Port = 8080
+    shutdown_grace: Seconds = 10.0  # in-flight calls get this long to finish after SIGTERM
+    stream_check_interval: Seconds = 5.0  # StreamIsActive re-evaluates activity this often
+
+
+class MetricsSettings(_Section):
+    step: Seconds = 300.0  # the grid every series is aligned to
+    history: Seconds = 2 * 86400.0  # how far back each refresh reads
+    refresh_interval: Seconds = 30.0
+    fetch_timeout: Seconds = 10.0
+    staleness_limit: Seconds = 600.0  # older than this since the last good refresh: UNAVAILABLE
+    idle_timeout: Seconds = 3600.0  # a workload nobody asked about for this long is dropped
+    first_answer_wait: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=2)] = 1.0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.history < 2 * self.step:
+            raise ValueError(f"history ({self.history:g}s) must cover at least 2 steps of {self.step:g}s")
+        if self.staleness_limit < self.refresh_interval:
+            raise ValueError("staleness_limit must be at least refresh_interval")
+        return self
+
+
+class BaselineSettings(_Section):
+    window: int = Field(12, ge=1)
+    trend_window: int = Field(24, ge=2)
+    calibration_window: int = Field(2016, ge=1)
+
+
+class ModelsSettings(_Section):
+    default: str = "baseline"
+    horizon: Seconds = 1800.0
+    lead_time: Seconds = 300.0
+    quantile: float = Field(0.9, ge=0.5, le=0.99)
+    interval_level: float = Field(0.8, gt=0, le=0.98)
+    workers: int = Field(1, ge=1, le=64)  # processes that fit models, off the gRPC threads
+    fit_timeout: Seconds = 60.0
+    baseline: BaselineSettings = BaselineSettings()
+
+    @field_validator("default")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; allowed: {', '.join(sorted(MODELS))}")
+        return name
+
+    @model_validator(mode="after")
+    def _lead_within_horizon(self):
+        if self.lead_time > self.horizon:
+            raise ValueError(f"lead_time ({self.lead_time:g}s) must not exceed horizon ({self.horizon:g}s)")
+        return self
+
+    def params_for(self, model: str) -> dict[str, Any]:
+        section = getattr(self, model, None)
+        return section.model_dump() if isinstance(section, BaseModel) else {}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HELIOS_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    server: ServerSettings = ServerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    models: ModelsSettings = ModelsSettings()
+
+
+class ConfigError(Exception):
+    """Invalid configuration; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; `overrides` are nested dicts from the command line (highest precedence)."""
+    if config_file is not None:
+        _check_yaml(Path(config_file))
+
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_):
+            files = (YamlConfigSettingsSource(settings_cls, yaml_file=config_file),) if config_file else ()
+            return (init_settings, env_settings, *files)
+
+    try:
+        return _Layered(**overrides)
+    except ValidationError as e:
+        raise ConfigError([_describe(err) for err in e.errors()]) from None
+
+
+def _check_yaml(path: Path) -> None:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError([f"{path}: {e.strerror}"]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{path}: not valid YAML: {e}"]) from None
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of sections (server, metrics, models)"])
+
+
+def _describe(err: dict) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if err["type"] == "missing":
+        return f"{where}: required"
+    return f"{where}: {msg} (got {err.get('input')!r})"

@@ -1,0 +1,92 @@
+"""What the gRPC handlers read: one immutable snapshot per workload, replaced whole by the refresher.
+
+Handlers never wait on a lock: they read the current Snapshot object, which nobody mutates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from helios.engine.demand import expected_demand, forecast_covers, sanitize
+from helios.engine.types import Forecast
+
+from .metadata import TriggerSpec
+
+WorkloadKey = tuple[str, str, str]  # namespace, ScaledObject name, metric name
+
+
+class Availability(Enum):
+    OK = "ok"
+    NO_DATA = "no_data"  # nothing fetched yet (or ever)
+    STALE = "stale"  # the last good refresh is older than the staleness limit
+    BAD_QUERY = "bad_query"  # the source rejects this trigger's query: the user must fix it
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    trigger: TriggerSpec
+    observed: float | None = None  # latest sample
+    data_end: int | None = None  # its timestamp
+    forecast: Forecast | None = None
+    refreshed_at: float | None = None  # wall-clock time of the last good fetch
+    forecast_at: float | None = None  # wall-clock time the forecast was made
+    last_error: str = ""
+    last_error_kind: str = ""  # engine.errors class name, "" when the last refresh succeeded
+    consecutive_failures: int = 0
+
+    def with_trigger(self, trigger: TriggerSpec) -> Snapshot:
+        return self if trigger == self.trigger else replace(self, trigger=trigger)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What GetMetrics says for a workload at one moment, and why."""
+
+    availability: Availability
+    value: float = 0.0
+    basis: str = ""  # "forecast", "observed" (no forecast yet, or mode observe)
+    detail: str = ""
+
+
+def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_limit: float) -> Answer:
+    """The metric value for `trigger` now, from the latest snapshot (pure; no I/O)."""
+    if snap is None or snap.refreshed_at is None or snap.observed is None:
+        if snap is not None and snap.last_error_kind == "BadQuery":
+            return Answer(Availability.BAD_QUERY, detail=snap.last_error)
+        why = f"; last error: {snap.last_error}" if snap and snap.last_error else ""
+        return Answer(Availability.NO_DATA, detail=f"no data yet, first refresh pending{why}")
+    age = now - snap.refreshed_at
+    if age > staleness_limit:
+        return Answer(
+            Availability.STALE,
+            detail=f"last good refresh {age:.0f}s ago exceeds the staleness limit of {staleness_limit:.0f}s; "
+            f"last error: {snap.last_error or 'none'}",
+        )
+    if trigger.mode == "observe" or snap.forecast is None:
+        return Answer(Availability.OK, sanitize(snap.observed), "observed")
+    if not forecast_covers(snap.forecast, now):
+        return Answer(Availability.STALE, detail="the latest forecast ends before now: the source's data is too old")
+    value = expected_demand(snap.forecast, snap.observed, now, trigger.lead_time, trigger.quantile)
+    return Answer(Availability.OK, value, "forecast")
+
+
+class StateStore:
+    """Snapshots by workload key. Written only from the event loop; read from anywhere."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[WorkloadKey, Snapshot] = {}
+
+    def get(self, key: WorkloadKey) -> Snapshot | None:
+        return self._snapshots.get(key)
+
+    def put(self, snap: Snapshot) -> None:
+        self._snapshots[snap.trigger.key] = snap
+
+    def remove(self, key: WorkloadKey) -> None:
+        self._snapshots.pop(key, None)
+
+    def all(self) -> list[Snapshot]:
+        # list(dict.values()) runs without releasing the GIL, so the /metrics thread gets a
+        # consistent list even while the event loop adds or removes workloads.
+        return list(self._snapshots.values())

@@ -1,0 +1,37 @@
+"""Self-monitoring instruments: how Helios itself is doing (requests, refreshes, fits, errors)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+FAST_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+SLOW_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0)
+
+
+class Telemetry:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "helios_grpc_requests", "gRPC calls handled, by method and status code",
+            ["method", "code"], registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "helios_grpc_request_duration_seconds", "Time to answer a unary gRPC call",
+            ["method"], buckets=FAST_BUCKETS, registry=registry,
+        )
+        self.active_streams = Gauge(
+            "helios_stream_is_active_streams", "Open StreamIsActive streams", registry=registry
+        )
+        self.refreshes = Counter(
+            "helios_refreshes", "Workload refreshes, by source and result (ok, source_error, fit_error)",
+            ["source", "result"], registry=registry,
+        )
+        self.refresh_seconds = Histogram(
+            "helios_refresh_duration_seconds", "Time of one refresh: fetch, fit and forecast",
+            ["source"], buckets=SLOW_BUCKETS, registry=registry,
+        )
+        self.source_errors = Counter(
+            "helios_source_errors", "Failed fetches, by source and error kind",
+            ["source", "kind"], registry=registry,
+        )
+        self.inference_seconds = Histogram(
+            "helios_inference_duration_seconds", "Time to fit a model and forecast, worker round trip included",
+            ["model"], buckets=SLOW_BUCKETS, registry=registry,
+        )
