@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
+
 from helios.engine.types import Series
 
 from .replay import replay

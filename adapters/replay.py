@@ -1,6 +1,7 @@
 """Play a recorded trace against the wall clock, looping, so old data looks like live data."""
 
 import numpy as np
+
 from helios.engine.types import Series
 
 

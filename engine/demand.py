@@ -32,6 +32,15 @@ def expected_demand(forecast: Forecast, observed: float, now: float, lead_second
     return sanitize(max(peak, observed))
 
 
+def next_window_change(forecast: Forecast, now: float, lead_seconds: float) -> float:
+    """The first moment after `now` at which a forecast step enters or leaves the lead window, so
+    expected_demand gives the same answer until then (for the same observed value)."""
+    ts = forecast.timestamps
+    events = np.concatenate([ts, ts - lead_seconds])
+    later = events[events > now]
+    return float(later.min()) if later.size else float("inf")
+
+
 def sanitize(value: float) -> float:
     """Clamp to a value KEDA and the HPA accept: finite and >= 0 (NaN becomes 0)."""
     if math.isnan(value):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from helios.engine.errors import HeliosError
 from helios.engine.models import MODELS
 from helios.engine.types import Forecast, Series

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
+
 from helios.adapters import SOURCES
 from helios.engine.models import MODELS
-from prometheus_client import CollectorRegistry, start_http_server
 
 from .admin import Admin
 from .exporter import SnapshotCollector
@@ -44,7 +45,7 @@ class HeliosApp:
         self.sources = dict(sources) if sources is not None else {name: cls() for name, cls in SOURCES.items()}
         self.registry = CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
-        self.store = StateStore()
+        self.store = StateStore(settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
         self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
@@ -64,7 +65,7 @@ class HeliosApp:
     async def start(self) -> None:
         cfg = self.settings.server
         self.grpc_port = self.server.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
-        self._http, _ = start_http_server(cfg.metrics_port, addr="0.0.0.0", registry=self.registry)
+        self._http, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=self.registry)
         self.metrics_port = self._http.server_port
         await self.runner.warm_up()
         await self.server.start()
@@ -83,11 +84,12 @@ class HeliosApp:
         log.info("helios stopped")
 
     async def run_until_signalled(self) -> None:
-        await self.start()
+        # Handlers first: a SIGTERM that lands while the workers start must still stop them cleanly.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        await self.start()
         await stop.wait()
         log.info("shutting down")
         await self.stop()

@@ -19,7 +19,7 @@ from .pb import externalscaler_pb2 as pb
 from .pb import externalscaler_pb2_grpc as pb_grpc
 from .refresher import Refresher
 from .settings import Settings
-from .state import Answer, Availability, StateStore, answer
+from .state import Answer, Availability, StateStore
 from .telemetry import Telemetry
 
 
@@ -40,10 +40,9 @@ class ExternalScaler(pb_grpc.ExternalScalerServicer):
 
     async def _answer(self, trigger: TriggerSpec) -> Answer:
         snap = self._store.get(trigger.key)
-        if snap is None or snap.refreshed_at is None:  # first contact: its refresh is under way
-            await self._refresher.wait_for_first_data(trigger.key, self._settings.metrics.first_answer_wait)
-            snap = self._store.get(trigger.key)
-        result = answer(snap, trigger, self._clock(), self._settings.metrics.staleness_limit)
+        if snap is None or snap.forecast is None:  # first contact: its first refresh may be under way
+            await self._refresher.wait_for_first_refresh(trigger.key, self._settings.metrics.first_answer_wait)
+        result = self._store.answer(trigger, self._clock())
         if result.availability is not Availability.OK:
             raise unavailable_answer(result, "/".join(trigger.key))
         return result

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class _Workload:
     task: asyncio.Task | None = None
     last_seen: float = 0.0
-    first_data: asyncio.Event = field(default_factory=asyncio.Event)
+    first_refresh: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Refresher:
@@ -70,11 +70,12 @@ class Refresher:
                 self._store.put(snap.with_trigger(trigger))
         w.last_seen = self._clock()
 
-    async def wait_for_first_data(self, key: WorkloadKey, timeout: float) -> None:
+    async def wait_for_first_refresh(self, key: WorkloadKey, timeout: float) -> None:
+        """Wait, at most `timeout`, for the workload's first refresh to end (at once if it has)."""
         w = self._workloads.get(key)
         if w is not None and timeout > 0:
             try:
-                await asyncio.wait_for(w.first_data.wait(), timeout)
+                await asyncio.wait_for(w.first_refresh.wait(), timeout)
             except TimeoutError:
                 pass
 
@@ -86,7 +87,7 @@ class Refresher:
         try:
             while True:
                 await self.refresh(key)
-                self._workloads[key].first_data.set()  # even on failure: waiters get the error now
+                self._workloads[key].first_refresh.set()  # even on failure: waiters get the error now
                 await asyncio.sleep(self._metrics.refresh_interval)
                 if self._clock() - self._workloads[key].last_seen > self._metrics.idle_timeout:
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})

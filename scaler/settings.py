@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from helios.engine.models import MODELS
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
+
+from helios.engine.models import MODELS
 
 from .durations import parse_duration
 
@@ -23,8 +24,9 @@ class _Section(BaseModel):
 
 
 class ServerSettings(_Section):
-    host: str = "[::]"
+    host: str = "[::]"  # gRPC listens here
     grpc_port: Port = 6000
+    metrics_host: str = "0.0.0.0"
     metrics_port: Port = 8080
     shutdown_grace: Seconds = 10.0  # in-flight calls get this long to finish after SIGTERM
     stream_check_interval: Seconds = 5.0  # StreamIsActive re-evaluates activity this often
@@ -135,4 +137,6 @@ def _describe(err: dict) -> str:
         return f"{where}: unknown key"
     if err["type"] == "missing":
         return f"{where}: required"
+    if isinstance(err.get("input"), dict):  # a rule across keys: the whole section is no help
+        return f"{where}: {msg}"
     return f"{where}: {msg} (got {err.get('input')!r})"

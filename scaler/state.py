@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from helios.engine.demand import expected_demand, forecast_covers, sanitize
+from helios.engine.demand import expected_demand, forecast_covers, next_window_change, sanitize
 from helios.engine.types import Forecast
 
 from .metadata import TriggerSpec
@@ -47,6 +47,7 @@ class Answer:
     value: float = 0.0
     basis: str = ""  # "forecast", "observed" (no forecast yet, or mode observe)
     detail: str = ""
+    valid_until: float = 0.0  # the same snapshot gives the same answer until then
 
 
 def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_limit: float) -> Answer:
@@ -57,6 +58,7 @@ def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_li
         why = f"; last error: {snap.last_error}" if snap and snap.last_error else ""
         return Answer(Availability.NO_DATA, detail=f"no data yet, first refresh pending{why}")
     age = now - snap.refreshed_at
+    fresh_until = snap.refreshed_at + staleness_limit
     if age > staleness_limit:
         return Answer(
             Availability.STALE,
@@ -64,27 +66,44 @@ def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_li
             f"last error: {snap.last_error or 'none'}",
         )
     if trigger.mode == "observe" or snap.forecast is None:
-        return Answer(Availability.OK, sanitize(snap.observed), "observed")
+        return Answer(Availability.OK, sanitize(snap.observed), "observed", valid_until=fresh_until)
     if not forecast_covers(snap.forecast, now):
         return Answer(Availability.STALE, detail="the latest forecast ends before now: the source's data is too old")
     value = expected_demand(snap.forecast, snap.observed, now, trigger.lead_time, trigger.quantile)
-    return Answer(Availability.OK, value, "forecast")
+    until = min(fresh_until, next_window_change(snap.forecast, now, trigger.lead_time))
+    return Answer(Availability.OK, value, "forecast", valid_until=until)
 
 
 class StateStore:
     """Snapshots by workload key. Written only from the event loop; read from anywhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, staleness_limit: float) -> None:
+        self._staleness_limit = staleness_limit
         self._snapshots: dict[WorkloadKey, Snapshot] = {}
+        self._answers: dict[WorkloadKey, tuple[TriggerSpec, Answer]] = {}
 
     def get(self, key: WorkloadKey) -> Snapshot | None:
         return self._snapshots.get(key)
 
     def put(self, snap: Snapshot) -> None:
-        self._snapshots[snap.trigger.key] = snap
+        key = snap.trigger.key
+        self._snapshots[key] = snap
+        self._answers.pop(key, None)
 
     def remove(self, key: WorkloadKey) -> None:
         self._snapshots.pop(key, None)
+        self._answers.pop(key, None)
+
+    def answer(self, trigger: TriggerSpec, now: float) -> Answer:
+        """state.answer for the event loop, remembered until the snapshot or the lead window changes:
+        KEDA and the HPA ask about each workload several times a minute, the answer moves once a step."""
+        key = trigger.key
+        hit = self._answers.get(key)
+        if hit is not None and hit[0] is trigger and now < hit[1].valid_until:
+            return hit[1]
+        result = answer(self._snapshots.get(key), trigger, now, self._staleness_limit)
+        self._answers[key] = (trigger, result)
+        return result
 
     def all(self) -> list[Snapshot]:
         # list(dict.values()) runs without releasing the GIL, so the /metrics thread gets a

@@ -1,0 +1,76 @@
+import pytest
+
+from helios.adapters import SOURCES
+from helios.engine.models import MODELS
+from helios.scaler.metadata import METRIC_NAME, InvalidMetadata, MetadataParser
+from helios.scaler.settings import load_settings
+
+
+@pytest.fixture
+def parse():
+    return MetadataParser({name: cls() for name, cls in SOURCES.items()}, load_settings().models, MODELS)
+
+
+def test_minimal_demo_trigger_gets_the_defaults(parse):
+    t = parse("shop", "web", {"source": "demo", "targetValue": "100", "scalerAddress": "helios:6000"})
+    assert (t.target_value, t.activation_value, t.horizon, t.lead_time) == (100, 0, 1800, 300)
+    assert (t.model, t.quantile, t.mode) == ("baseline", 0.9, "act")
+    assert METRIC_NAME.match(t.metric_name) and t.metric_name.startswith("helios-demo-")
+
+
+def test_every_key_is_read(parse):
+    t = parse("shop", "web", {
+        "source": "file", "path": "/data/web.csv", "replay": "true", "targetValue": "12.5",
+        "activationValue": "3", "horizon": "1h", "leadTime": "10m", "model": "baseline",
+        "quantile": "0.95", "mode": "observe", "metricName": "web-rps", "enableTLS": "false", "unsafeSsl": "true",
+    })
+    assert t.source_params.path == "/data/web.csv" and t.source_params.replay is True
+    assert (t.target_value, t.activation_value, t.horizon, t.lead_time) == (12.5, 3, 3600, 600)
+    assert (t.quantile, t.mode, t.metric_name) == (0.95, "observe", "web-rps")
+    assert t.key == ("shop", "web", "web-rps")
+
+
+def test_metric_name_is_stable_and_depends_only_on_the_signal(parse):
+    a = parse("shop", "web", {"source": "file", "path": "/a.csv", "targetValue": "1"})
+    b = parse("other", "api", {"source": "file", "path": "/a.csv", "targetValue": "9", "quantile": "0.6"})
+    c = parse("shop", "web", {"source": "file", "path": "/b.csv", "targetValue": "1"})
+    assert a.metric_name == b.metric_name != c.metric_name
+
+
+BAD = [  # metadata, the fragments the one error message must contain
+    ({"targetValue": "1"}, ["source: required, one of demo, file"]),
+    ({"source": "kafka", "targetValue": "1"}, ["source='kafka': unknown source; allowed: demo, file"]),
+    ({"source": "demo"}, ["targetValue: required"]),
+    ({"source": "demo", "targetValue": "-1"}, ["targetValue='-1'", "greater than 0"]),
+    ({"source": "demo", "targetValue": "0"}, ["targetValue='0'"]),
+    ({"source": "demo", "targetValue": "many"}, ["targetValue='many'", "valid number"]),
+    ({"source": "demo", "targetValue": "NaN"}, ["targetValue='NaN'"]),
+    ({"source": "demo", "targetValue": "1", "activationValue": "-2"}, ["activationValue='-2'"]),
+    ({"source": "demo", "targetValue": "1", "horizon": "soon"}, ["horizon='soon'", "e.g. '30s', '5m'"]),
+    ({"source": "demo", "targetValue": "1", "horizon": "30d"}, ["horizon='30d'"]),
+    ({"source": "demo", "targetValue": "1", "leadTime": "1h"}, ["leadTime='1h': must not exceed horizon (30m)"]),
+    ({"source": "demo", "targetValue": "1", "model": "arima"}, ["model='arima': unknown model; allowed: baseline"]),
+    ({"source": "demo", "targetValue": "1", "quantile": "0.3"}, ["quantile='0.3'", "greater than or equal to 0.5"]),
+    ({"source": "demo", "targetValue": "1", "mode": "auto"}, ["mode='auto'", "'act' or 'observe'"]),
+    ({"source": "demo", "targetValue": "1", "metricName": "Web/RPS"}, ["metricName='Web/RPS'"]),
+    ({"source": "demo", "targetValue": "1", "targetvalue": "2"}, ["targetvalue='2': unknown key; allowed keys:"]),
+    ({"source": "demo", "targetValue": "1", "path": "/x.csv"}, ["path='/x.csv': unknown key"]),
+    ({"source": "file", "targetValue": "1"}, ["path: required"]),
+    ({"source": "file", "path": "/x", "replay": "sometimes", "targetValue": "1"}, ["replay='sometimes'"]),
+]
+
+
+@pytest.mark.parametrize("metadata, fragments", BAD)
+def test_bad_metadata_names_the_key_its_value_and_what_is_allowed(parse, metadata, fragments):
+    with pytest.raises(InvalidMetadata) as e:
+        parse("shop", "web", metadata)
+    for fragment in fragments:
+        assert fragment in str(e.value)
+
+
+def test_all_problems_are_reported_together(parse):
+    with pytest.raises(InvalidMetadata) as e:
+        parse("shop", "web", {"source": "demo", "targetValue": "-1", "quantile": "2", "mode": "x",
+                              "horizon": "10m", "leadTime": "1h", "bogus": "1"})
+    keys = sorted(p.split("=")[0] for p in e.value.problems)
+    assert keys == ["bogus", "leadTime", "mode", "quantile", "targetValue"]
