@@ -96,6 +96,10 @@ class Forecast:
     def end(self) -> int:
         return self.start + self.step * (self.horizon - 1)
 
+    def head(self, steps: int) -> Forecast:
+        """The first `steps` steps."""
+        return Forecast(self.model, self.start, self.step, self.point[:steps], self.quantiles[:, :steps], self.levels)
+
     def quantile(self, level: float) -> np.ndarray:
         """The forecast at any level in [min(levels), max(levels)], interpolated between stored levels."""
         if not self.levels[0] <= level <= self.levels[-1]:

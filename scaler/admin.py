@@ -42,10 +42,18 @@ class Admin(pb_grpc.AdminServicer):
         problems = [] if 0 < level <= 0.98 else [f"interval_level: {level} must be in (0, 0.98]"]
         target = request.WhichOneof("target")
         if target == "workload":
+            horizon = _duration(request.horizon, 0.0, "horizon", problems)
             if problems:
                 raise _invalid(problems)
             snap = self._tracked(request.workload)
-            return _predict_response(snap.forecast, level, snap.forecast_at, snap.data_end)
+            forecast = snap.forecast
+            if horizon:
+                steps = math.ceil(horizon / forecast.step)
+                if steps > forecast.horizon:
+                    raise _invalid([f"horizon: {request.horizon!r} reaches beyond the workload's forecast "
+                                    f"({forecast.horizon} steps of {forecast.step}s); its trigger sets the horizon"])
+                forecast = forecast.head(steps)
+            return _predict_response(forecast, level, snap.forecast_at, snap.data_end)
         if target != "series":
             raise _invalid(["target: set `workload` (a tracked workload) or `series` (an ad-hoc series)"])
         series, step, horizon, model = self._adhoc(request, problems)

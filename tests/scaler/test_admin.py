@@ -42,6 +42,11 @@ async def test_predict_for_a_tracked_workload_returns_its_snapshot(start_app, cl
     assert len(r.points) == 6 and r.interval_level == pytest.approx(0.8)
     assert np.allclose([p.value for p in r.points], snap.forecast.point)
     assert r.data_end.seconds == snap.data_end
+    shorter = await client.admin.Predict(pb.PredictRequest(workload=ref, horizon="15m"), timeout=5)
+    assert [p.value for p in shorter.points] == [p.value for p in r.points[:3]]
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await client.admin.Predict(pb.PredictRequest(workload=ref, horizon="2h"), timeout=5)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "beyond the workload's forecast" in e.value.details()
 
 
 @pytest.mark.parametrize("request_, code, fragments", [
