@@ -2,10 +2,15 @@
 
 import json
 
+from .auto import AutoModel
 from .base import Forecaster
 from .baseline import BaselineModel
+from .naive import NaiveModel, SeasonalNaiveModel
+from .prophet import ProphetModel
 
-MODELS: dict[str, type[Forecaster]] = {m.name: m for m in (BaselineModel,)}
+MODELS: dict[str, type[Forecaster]] = {
+    m.name: m for m in (BaselineModel, NaiveModel, SeasonalNaiveModel, ProphetModel, AutoModel)
+}
 
 
 def create(name: str, **params) -> Forecaster:

@@ -31,12 +31,22 @@ class Forecaster(ABC):
         self.state = self._fit(history)
         return self
 
+    def update(self, recent: Series) -> Forecaster:
+        """Move the forecast origin to the end of `recent` (the full, newer history) without the cost
+        of a new fit. Cheap models simply refit; models with a costly fit (Prophet) override this to
+        keep what they learnt and follow only the new data."""
+        return self.fit(recent)
+
     def predict(self, horizon: int, levels: Sequence[float] = QUANTILE_LEVELS) -> Forecast:
         if self.state is None:
             raise RuntimeError(f"{self.name}: predict() before fit()")
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1 step, got {horizon}")
         return self._predict(horizon, tuple(levels))
+
+    def describe(self) -> dict[str, Any]:
+        """What the fitted model wants to show about itself (e.g. auto's choice); JSON-serialisable."""
+        return {}
 
     def to_bytes(self) -> bytes:
         if self.state is None:

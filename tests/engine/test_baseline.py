@@ -86,7 +86,7 @@ def test_save_and_load_round_trip_predicts_the_same():
 
 
 def test_unknown_model_and_artifact_are_refused():
-    with pytest.raises(ValueError, match="available: baseline"):
+    with pytest.raises(ValueError, match="available: auto, baseline, naive, prophet, seasonal_naive"):
         create("arima")
     with pytest.raises(ValueError, match="unknown model 'arima'"):
         load(b'{"model": "arima", "params": {}, "state": {}}')
@@ -94,5 +94,5 @@ def test_unknown_model_and_artifact_are_refused():
 
 def test_pipeline_aligns_irregular_samples_before_fitting():
     ts = np.array([0, 290, 610, 905, 1200, 1490]) + 1_700_000_000
-    f = fit_and_forecast("baseline", {}, Series(ts, np.array([1.0, 2, 3, 4, 5, 6])), STEP, 2)
+    f = fit_and_forecast("baseline", {}, Series(ts, np.array([1.0, 2, 3, 4, 5, 6])), STEP, 2).forecast
     assert f.start % STEP == 0 and f.step == STEP and f.horizon == 2
