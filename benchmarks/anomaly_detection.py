@@ -1,0 +1,129 @@
+"""Anomaly detection on every labelled series of a data folder: XGBoost against the two references.
+
+What it measures
+    For each file listed in `<data>/labels.json` (NAB's windows; a file with [] has no anomaly, so any
+    flag there is a false alarm) and each detector, the `helios detect` pipeline (scaler/cmd_detect.py):
+    align to 5 minutes, fit on NAB's probationary period (the first 15%, at most 750 steps), score the
+    whole series without look-ahead, flag at |score| >= 2.5 (WARNING), judge the steps after the
+    probation. Per detector: mean event-level F1, precision and recall over the files where they are
+    defined, and the NAB score, standard profile, of the whole corpus (engine/anomaly/nab.py).
+
+Target (PASS/FAIL)
+    XGBoost's mean F1 and NAB score both above those of `zscore` and `threshold`.
+
+Run it
+    .venv/bin/python benchmarks/anomaly_detection.py                 # ../shared/data, the summary table
+    .venv/bin/python benchmarks/anomaly_detection.py --per-file      # and one row per file and detector
+    .venv/bin/python benchmarks/anomaly_detection.py --data DIR --detectors zscore,threshold --format json
+
+Labels only judge: no detector sees them, and no threshold here was chosen by looking at them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from helios.engine.anomaly import NAMES, detector_class
+from helios.engine.anomaly.nab import PROBATION_FRACTION
+from helios.engine.errors import HeliosError
+from helios.scaler import cmd_detect
+from helios.scaler.durations import parse_duration
+
+REPO = Path(__file__).resolve().parents[1]
+LEARNED, REFERENCES = "xgboost", ("zscore", "threshold")
+SUMMARY = ("detector", "files", "mean F1", "mean P", "mean R", "NAB (standard)", "windows hit", "FP events",
+           "flagged steps", "seconds")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
+                   help="folder of CSVs with labels.json (default ../shared/data from the repository root)")
+    p.add_argument("--detectors", default=",".join((LEARNED, *REFERENCES)))
+    p.add_argument("--step", default="5m")
+    p.add_argument("--probation", type=float, default=PROBATION_FRACTION)
+    p.add_argument("--per-file", action="store_true", help="also one row per file and detector")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    args = p.parse_args(argv)
+
+    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    unknown = [d for d in detectors if d not in NAMES]
+    if unknown:
+        return _fail(f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(NAMES)}")
+    data = Path(args.data)
+    step = int(parse_duration(args.step))
+    try:
+        labels = cmd_detect.load_labels(str(data / "labels.json"))
+        files = [data / name for name in sorted(labels)]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise ValueError(f"{data}: labelled but missing: {', '.join(missing)}")
+        series = {f.name: cmd_detect.load_series(f, step) for f in files}
+    except (HeliosError, ValueError) as e:
+        return _fail(str(e))
+
+    rows = []
+    for name, s in series.items():
+        windows = cmd_detect.snap(labels[name], step)
+        for detector in detectors:
+            print(f"{name} {detector}", file=sys.stderr)
+            row = cmd_detect.detect_series(name, s, detector_class(detector), windows, args.probation)
+            if row.get("error"):
+                print(f"  error: {row['error']}", file=sys.stderr)
+            rows.append(row)
+    totals = cmd_detect.totals(rows, detectors)
+    verdict = _verdict(totals)
+
+    if args.format == "json":
+        print(json.dumps(cmd_detect.json_safe({"totals": totals, "target": verdict,
+                                                "files": rows if args.per_file else None}), indent=1))
+        return 0
+    print(f"Anomaly detection on {len(series)} labelled files of {data} "
+          f"({sum(len(w) for w in labels.values())} windows)\n")
+    print(summary_table(totals))
+    if verdict:
+        print(f"\nTarget: {verdict}")
+    if args.per_file:
+        print("\n" + cmd_detect.table(rows + totals, args.probation))
+    return 0
+
+
+def summary_table(totals: list[dict]) -> str:
+    lines = ["| " + " | ".join(SUMMARY) + " |", "|" + "---|" * len(SUMMARY)]
+    for t in totals:
+        cells = [t["detector"], t["labelled_series"], _num(t.get("f1"), 3), _num(t.get("precision"), 3),
+                 _num(t.get("recall"), 3), _num(t.get("nab"), 1), f"{t.get('detected', 0)}/{t.get('windows', 0)}",
+                 t.get("false_positive_events", 0), t["flagged_steps"], f"{t['seconds']:.1f}"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
+def _verdict(totals: list[dict]) -> str:
+    by = {t["detector"]: t for t in totals}
+    if LEARNED not in by or not all(r in by for r in REFERENCES):
+        return ""
+    learned = by[LEARNED]
+    beats = {label: all(_above(learned.get(metric), by[r].get(metric)) for r in REFERENCES)
+             for metric, label in (("f1", "mean F1"), ("nab", "NAB score"))}
+    parts = [f"{'beats' if ok else 'does NOT beat'} both references on {label}" for label, ok in beats.items()]
+    return ("PASS" if all(beats.values()) else "FAIL") + f": {LEARNED} " + "; ".join(parts)
+
+
+def _above(a, b) -> bool:
+    return a is not None and b is not None and a == a and b == b and a > b  # a == a: not NaN
+
+
+def _num(value, digits: int) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _fail(message: str) -> int:
+    print(f"anomaly_detection: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The contract every anomaly detector meets, and the severity scale the recommender maps to alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from ..types import Series
+
+WARNING_SIGMA = 2.5  # seed config anomaly_threshold_sigma: at or above this, an anomaly
+CRITICAL_SIGMA = 4.0  # at or above this, a critical one
+
+
+class Severity(IntEnum):
+    NONE = 0
+    WARNING = 1  # -> ALERT_WARNING
+    CRITICAL = 2  # -> ALERT_CRITICAL
+
+
+def severity(scores: np.ndarray, warning: float = WARNING_SIGMA, critical: float = CRITICAL_SIGMA) -> np.ndarray:
+    """Severity per score (absolute value, in standard deviations); NaN scores are NONE."""
+    a = np.abs(np.nan_to_num(np.asarray(scores, dtype=float), nan=0.0))
+    return np.where(a >= critical, Severity.CRITICAL, np.where(a >= warning, Severity.WARNING, Severity.NONE))
+
+
+@dataclass(frozen=True, eq=False)
+class AnomalyScores:
+    """One score per step of an aligned series: how unusual each value is, in standard deviations
+    (signed: positive when the value is above what the detector expected; NaN where it cannot say,
+    e.g. during warm-up)."""
+
+    detector: str
+    timestamps: np.ndarray  # int64 seconds
+    scores: np.ndarray  # float64
+
+    @property
+    def severity(self) -> np.ndarray:
+        return severity(self.scores)
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return self.severity >= Severity.WARNING
+
+
+class AnomalyDetector(Protocol):
+    """Fit on a workload's history, then score a series (the history itself, or newer data).
+
+    Both take a regular series (engine.align); score() must use only data at or before each step
+    for that step's score (no look-ahead), so a score can be computed the moment a sample arrives.
+    """
+
+    name: ClassVar[str]
+
+    def fit(self, history: Series) -> AnomalyDetector: ...
+
+    def score(self, series: Series) -> AnomalyScores: ...

@@ -1,0 +1,205 @@
+"""XGBoost anomaly detector: how far each sample lands from a gradient-boosted one-step-ahead forecast.
+
+A regressor on the 108 features (engine.features; the workload's signal in the primary slot) reads
+row t, built from the samples before t, and predicts the sample at t. The score at t is the residual
+(actual - predicted) in robust standard deviations of out-of-sample residuals (_robust_location_and_scale),
+so a score depends only on data at or before t, and 2.5 (the seed's anomaly_threshold_sigma) / 4 mean
+WARNING / CRITICAL (anomaly.base).
+
+Out-of-sample, because a 100-tree, depth-6 model reproduces its own training data far too well: its
+in-sample residuals would make the scale tiny and flag everything, and a spike it trained on would
+score low. So fit() cross-fits: the history is cut into `folds` contiguous blocks, each predicted by
+a model trained on the other blocks. Those residuals give the scale, and scoring the history itself
+uses them too (each step by the model that never saw its block). Steps outside the history are
+predicted by the mean of the fold models, and a series that continues the history borrows its last
+samples for its lags, so it is scored from its first step.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from statistics import NormalDist
+from typing import Any, ClassVar
+
+import numpy as np
+import xgboost as xgb
+
+from ..errors import InsufficientData
+from ..features import FEATURE_NAMES, LOOKBACK, PRIMARY_METRIC, build_features, feature_name
+from ..types import Series
+from .base import AnomalyScores
+
+# The model predicts the departure from the mean of the last 12 samples, not the level itself:
+# trees predict constants learnt from the training range, so a level never seen (a shift, a trend)
+# would be pinned at the range's edge and every later step flagged. Relative to the recent mean the
+# model learns the shape of the cycle, which carries over to a new level.
+_BASE = feature_name(PRIMARY_METRIC, "rolling_mean_12")
+_MAD_TO_SIGMA = 1.4826  # median absolute deviation of a normal distribution, in its standard deviations
+_TAIL_QUANTILE = 0.95
+_TAIL_TO_SIGMA = NormalDist().inv_cdf(0.5 + _TAIL_QUANTILE / 2)  # 1.96: that quantile of |normal|, likewise
+_MEAN_AD_TO_SIGMA = 1.2533  # mean absolute deviation, likewise: the fallback when nearly all residuals tie
+_RELATIVE_FLOOR = 1e-9  # smallest scale, relative to the signal's largest value
+
+
+class XGBoostDetector:
+    """An AnomalyDetector (anomaly.base) for one regular signal: fit on its history, score any stretch of it."""
+
+    name: ClassVar[str] = "xgboost"
+    min_history: ClassVar[int] = 120  # samples: 10 h at 5-minute steps, ~36 scored steps per fold
+
+    def __init__(
+        self, n_estimators: int = 100, max_depth: int = 6, folds: int = 3, n_jobs: int = 1, random_state: int = 0
+    ) -> None:
+        # n_jobs 1: fits run in the scaler's worker processes, and threads beyond the free cores only contend.
+        if n_estimators < 1 or max_depth < 1 or folds < 2 or n_jobs < 1:
+            raise ValueError("xgboost detector: n_estimators >= 1, max_depth >= 1, folds >= 2, n_jobs >= 1")
+        self.params: dict[str, Any] = {
+            "n_estimators": n_estimators, "max_depth": max_depth, "folds": folds, "n_jobs": n_jobs,
+            "random_state": random_state,
+        }
+        self.state: dict[str, Any] | None = None
+        self._boosters: list[xgb.Booster] = []
+
+    def fit(self, history: Series) -> XGBoostDetector:
+        if len(history) < self.min_history:
+            raise InsufficientData(f"{self.name} needs at least {self.min_history} samples, got {len(history)}")
+        step = int(np.diff(history.timestamps).min())
+        grid, features, base, actual = _design(history, step)
+        trainable = np.flatnonzero(np.isfinite(base) & np.isfinite(actual))
+        if trainable.size < 2 * self.params["folds"]:
+            raise InsufficientData(f"{self.name}: only {trainable.size} complete samples after the warm-up")
+        blocks = np.array_split(trainable, self.params["folds"])
+        target = actual - base
+        residuals = np.full(grid.size, np.nan)
+        self._boosters = []
+        for block in blocks:
+            # Rows just after the block read its samples through their lags and windows: leave them out too.
+            train = np.setdiff1d(trainable, np.arange(block[0], block[-1] + LOOKBACK + 1))
+            if train.size == 0:
+                raise InsufficientData(f"{self.name}: too little history for {len(blocks)} folds")
+            booster = self._train(features[train], target[train])
+            residuals[block] = target[block] - _predict(booster, features[block])
+            self._boosters.append(booster)
+        floor = _RELATIVE_FLOOR * max(1.0, float(np.nanmax(np.abs(actual))))
+        bias, scale = _robust_location_and_scale(residuals[trainable], floor)
+        tail = history.between(int(grid[-1]) - LOOKBACK * step, int(grid[-1]))
+        present = ~np.isnan(tail.values)
+        self.state = {
+            "step": step, "bias": bias, "scale": scale,
+            "fold_starts": [int(grid[0])] + [int(grid[b[0]]) for b in blocks[1:]],
+            "history_end": int(grid[-1]),
+            # The history's last samples: a series that continues it is scored from its first step.
+            "tail": [tail.timestamps[present].tolist(), tail.values[present].tolist()],
+        }
+        return self
+
+    def score(self, series: Series) -> AnomalyScores:
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: score() before fit()")
+        s = self.state
+        grid, features, base, actual = _design(self._after_tail(series), s["step"])
+        predicted = np.full(grid.size, np.nan)
+        ready = np.isfinite(base) & np.isfinite(actual)  # NaN scores in the warm-up and at missing samples
+        # Which model predicts each step depends on its timestamp only, never on the values.
+        fold = np.searchsorted(s["fold_starts"], grid, side="right") - 1
+        fold[(grid < s["fold_starts"][0]) | (grid > s["history_end"])] = -1
+        for k, booster in enumerate(self._boosters):
+            rows = ready & (fold == k)
+            if rows.any():
+                predicted[rows] = _predict(booster, features[rows])
+        new = ready & (fold == -1)
+        if new.any():
+            predicted[new] = np.mean([_predict(b, features[new]) for b in self._boosters], axis=0)
+        scores = (actual - base - predicted - s["bias"]) / s["scale"]
+        rows = _rows(series.timestamps, grid, s["step"])
+        on_input = np.full(len(series), np.nan)
+        on_input[rows >= 0] = scores[rows[rows >= 0]]
+        return AnomalyScores(self.name, series.timestamps.copy(), on_input)
+
+    def _after_tail(self, series: Series) -> Series:
+        """The series preceded by the fitted history's samples in the LOOKBACK steps before it, if any."""
+        if len(series) == 0:
+            return series
+        ts, vs = (np.asarray(a) for a in self.state["tail"])
+        first = series.timestamps[0]
+        keep = (ts < first) & (ts >= first - LOOKBACK * self.state["step"])
+        return Series(np.concatenate([ts[keep], series.timestamps]), np.concatenate([vs[keep], series.values]))
+
+    def to_bytes(self) -> bytes:
+        """JSON: parameters, scale and the fold models in XGBoost's own binary format (UBJSON, base64)."""
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: nothing to save before fit()")
+        boosters = [base64.b64encode(b.save_raw("ubj")).decode("ascii") for b in self._boosters]
+        doc = {"detector": self.name, "params": self.params, "state": self.state, "boosters": boosters}
+        return json.dumps(doc).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> XGBoostDetector:
+        doc = json.loads(data)
+        if doc.get("detector") != cls.name:
+            raise ValueError(f"artifact is for detector {doc.get('detector')!r}, not {cls.name!r}")
+        detector = cls(**doc["params"])
+        detector.state = doc["state"]
+        for encoded in doc["boosters"]:
+            booster = xgb.Booster(params={"nthread": detector.params["n_jobs"]})
+            booster.load_model(bytearray(base64.b64decode(encoded)))
+            detector._boosters.append(booster)
+        return detector
+
+    def _train(self, features: np.ndarray, target: np.ndarray) -> xgb.Booster:
+        p = self.params
+        model = xgb.XGBRegressor(
+            n_estimators=p["n_estimators"], max_depth=p["max_depth"], tree_method="hist",
+            n_jobs=p["n_jobs"], random_state=p["random_state"],
+            # With squared error every step weighs 1, so a leaf needs 10 steps: a one-off spike in the
+            # history cannot get a leaf of its own and be "predicted" at the same hour on other days.
+            min_child_weight=10,
+        )
+        booster = model.fit(features, target).get_booster()
+        booster.feature_names = list(FEATURE_NAMES)  # saved models say what each split reads
+        return booster
+
+
+def _design(series: Series, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid, feature matrix, base (mean of the last 12 samples) and the actual samples, all per grid step."""
+    if np.any(series.timestamps % step):
+        raise ValueError(f"timestamps must lie on the {step} s grid; align the series first (engine.align)")
+    frame = build_features(primary=series, step=step)
+    grid = frame.index.to_numpy()
+    actual = np.full(grid.size, np.nan)
+    rows = _rows(series.timestamps, grid, step)
+    actual[rows[rows >= 0]] = series.values[rows >= 0]
+    return grid, frame.to_numpy(dtype=np.float64), frame[_BASE].to_numpy(), actual
+
+
+def _rows(timestamps: np.ndarray, grid: np.ndarray, step: int) -> np.ndarray:
+    """The grid row of each timestamp; -1 for those off the grid (missing samples before its first one)."""
+    if grid.size == 0:
+        return np.full(timestamps.size, -1)
+    rows = (timestamps - grid[0]) // step
+    return np.where((rows >= 0) & (rows < grid.size), rows, -1)
+
+
+def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
+    return np.asarray(booster.inplace_predict(features), dtype=np.float64)
+
+
+def _robust_location_and_scale(residuals: np.ndarray, floor: float) -> tuple[float, float]:
+    """The median, and the larger of two estimates of sigma that agree on normal residuals.
+
+    1.4826 * MAD ignores up to half the residuals, so anomalies in the history barely move it; but real
+    metrics leave heavy-tailed, quantised residuals (CloudWatch CPU moves in steps of 0.066), where the
+    MAD is a fraction of a routine jump and every such jump would read as 3 sigma. The 95th percentile
+    of |residual| / 1.96 follows those tails while still ignoring the top 5 %.
+    """
+    bias = float(np.median(residuals))
+    deviations = np.abs(residuals - bias)
+    scale = max(
+        _MAD_TO_SIGMA * float(np.median(deviations)),
+        float(np.quantile(deviations, _TAIL_QUANTILE)) / _TAIL_TO_SIGMA,
+    )
+    if scale == 0:  # nearly every residual equals the median: a mostly flat signal
+        scale = _MEAN_AD_TO_SIGMA * float(np.mean(deviations))
+    # A history predicted exactly (a constant signal): any departure is news, but scores stay finite.
+    return bias, max(scale, floor)
