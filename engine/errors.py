@@ -37,3 +37,7 @@ class BadQuery(SourceError):
 
 class NoData(SourceError):
     """The query is valid but returned no samples in the requested window."""
+
+
+class ArtifactError(HeliosError):
+    """A stored model that cannot be used: incomplete, corrupt, or written by an incompatible version."""

@@ -57,12 +57,12 @@ class Admin(pb_grpc.AdminServicer):
         if target != "series":
             raise _invalid(["target: set `workload` (a tracked workload) or `series` (an ad-hoc series)"])
         series, step, horizon, model = self._adhoc(request, problems)
-        params = self._settings.models.params_for(model)
+        params = self._settings.models.params_for(model, horizon)
         try:
-            forecast = await self._runner.forecast(model, params, series, step, horizon,
-                                                   self._settings.models.fit_timeout)
+            fitted = await self._runner.fit(model, params, series, step, horizon, self._settings.models.fit_timeout)
         except HeliosError as e:
             raise _invalid([f"series: {e}"]) from None
+        forecast = fitted.forecast
         return _predict_response(forecast, level, self._clock(), series.end)
 
     def _tracked(self, ref: pb.WorkloadRef) -> Snapshot:
@@ -123,6 +123,14 @@ class Admin(pb_grpc.AdminServicer):
                 row.served_value = result.value
             if snap.refreshed_at is not None:
                 row.last_refresh.CopyFrom(_timestamp(snap.refreshed_at))
+            if snap.forecast is not None:
+                row.forecast_model = snap.forecast.model
+            if snap.fitted_at:
+                row.fitted_at.CopyFrom(_timestamp(snap.fitted_at))
+            row.selection_losses.update((snap.model_details or {}).get("losses", {}))
+            row.model_version = snap.model_version
+            row.backtest_scores.update({k: v for k, v in (snap.backtest or {}).items()
+                                        if isinstance(v, int | float) and not isinstance(v, bool)})
             rows.append(row)
         return pb.ListWorkloadsResponse(workloads=rows)
 

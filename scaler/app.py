@@ -20,6 +20,7 @@ from helios.adapters import SOURCES
 from helios.engine.models import MODELS
 
 from .admin import Admin
+from .artifact_store import ArtifactStore
 from .exporter import SnapshotCollector
 from .external_scaler import ExternalScaler
 from .metadata import MetadataParser
@@ -47,7 +48,8 @@ class HeliosApp:
         self.telemetry = Telemetry(self.registry)
         self.store = StateStore(settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
-        self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock)
+        artifacts = ArtifactStore(settings.models.artifacts) if settings.models.artifacts else None
+        self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS)
         self.health = health.aio.HealthServicer()

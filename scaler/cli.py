@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from . import cmd_backtest, cmd_detect, cmd_train
 from .settings import ConfigError, load_settings
 
 
@@ -40,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 # Sub-commands beside `serve`: modules with register(subparsers), which set_defaults(run=...).
-_COMMANDS: list = []
+_COMMANDS: list = [cmd_backtest, cmd_train, cmd_detect]
 
 
 if __name__ == "__main__":

@@ -9,14 +9,17 @@ long that snapshot may still be served is decided when answering (state.answer).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from helios.engine.errors import HeliosError, NoData, SourceError, SourceUnavailable
+from helios.engine.artifacts import open_bundle
+from helios.engine.errors import ArtifactError, HeliosError, NoData, SourceError, SourceUnavailable
 
+from .artifact_store import ArtifactStore
 from .metadata import TriggerSpec
 from .runner import ModelRunner
 from .settings import Settings
@@ -31,6 +34,10 @@ class _Workload:
     task: asyncio.Task | None = None
     last_seen: float = 0.0
     first_refresh: asyncio.Event = field(default_factory=asyncio.Event)
+    # The fitted model, kept here (not in the snapshot: handlers never need it) for the next update.
+    artifact: bytes | None = None
+    fitted_with: tuple | None = None  # (model, params) of the artifact: a changed trigger means a new fit
+    fitted_at: float = 0.0
 
 
 class Refresher:
@@ -42,7 +49,9 @@ class Refresher:
         settings: Settings,
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
+        self._artifacts = artifacts
         self._store = store
         self._sources = sources
         self._runner = runner
@@ -97,7 +106,12 @@ class Refresher:
             self._store.remove(key)
 
     async def refresh(self, key: WorkloadKey) -> None:
-        """One refresh: publish the observed value as soon as it is fetched, the forecast after."""
+        """One refresh: publish the observed value as soon as it is fetched, the forecast after.
+
+        The model is fitted when none is fitted yet, when the trigger's model or its parameters changed,
+        or every `models.refit_interval`; otherwise the fitted model is only moved to the new data, and
+        only when a new sample arrived since the last forecast.
+        """
         snap = self._store.get(key)
         trigger = snap.trigger
         started = time.perf_counter()
@@ -108,23 +122,60 @@ class Refresher:
         except SourceError as e:
             self._fail(key, e, "source_error")
             return
-        observed = history.last_value()
         self._store.put(replace(
-            self._store.get(key), observed=observed, data_end=history.end, refreshed_at=now,
+            self._store.get(key), observed=history.last_value(), data_end=history.end, refreshed_at=now,
             last_error="", last_error_kind="", consecutive_failures=0,
         ))
+        w = self._workloads[key]
+        horizon = max(1, math.ceil(trigger.horizon / step))
+        params = self._models.params_for(trigger.model, horizon, trigger.quantile)
+        if w.artifact is None and self._artifacts is not None:
+            await self._start_from_artifact(key, w, trigger, params, step)
+        refit = w.artifact is None or w.fitted_with != (trigger.model, params) or \
+            now - w.fitted_at >= self._models.refit_interval
+        if not refit and snap.forecast is not None and (history.end, history.last_value()) == \
+                (snap.data_end, snap.observed):
+            self._telemetry.refreshes.labels(trigger.source, "ok").inc()
+            return  # nothing new to forecast from
+        timeout = self._models.fit_timeout
         try:
-            horizon = max(1, math.ceil(trigger.horizon / step))
-            forecast = await self._runner.forecast(
-                trigger.model, self._models.params_for(trigger.model), history, step, horizon,
-                self._models.fit_timeout,
-            )
+            if refit:
+                fitted = await self._runner.fit(trigger.model, params, history, step, horizon, timeout)
+                w.fitted_with, w.fitted_at = (trigger.model, params), now
+            else:
+                fitted = await self._runner.update(trigger.model, w.artifact, history, step, horizon, timeout)
         except Exception as e:  # the observed value stays served; the old forecast, if any, too
             self._fail(key, e, "fit_error")
             return
-        self._store.put(replace(self._store.get(key), forecast=forecast, forecast_at=now))
+        w.artifact = fitted.artifact
+        self._store.put(replace(self._store.get(key), forecast=fitted.forecast, forecast_at=now,
+                                model_details=fitted.details, fitted_at=w.fitted_at))
         self._telemetry.refreshes.labels(trigger.source, "ok").inc()
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
+
+    async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
+                                   step: int) -> None:
+        """Adopt the newest trained model of this workload, if it is sound and trained as the trigger asks;
+        otherwise say why in the log and let the refresh fit afresh."""
+        try:
+            found = await asyncio.to_thread(self._artifacts.read_latest, key)
+            if found is None:
+                return
+            version, files = found
+            model, manifest = await asyncio.to_thread(open_bundle, files)
+        except (ArtifactError, OSError) as e:
+            log.warning("refusing stored model; fitting afresh", extra={"workload": "/".join(key), "error": str(e)})
+            return
+        trained = manifest["params"]
+        if manifest["model"] != trigger.model or trained.get("step") != step or \
+                any(trained.get(k) != v for k, v in params.items()):
+            log.info("stored model was trained for other settings; fitting afresh",
+                     extra={"workload": "/".join(key), "version": version, "model": manifest["model"]})
+            return
+        w.artifact, w.fitted_with, w.fitted_at = model.to_bytes(), (trigger.model, params), manifest["trained_at"]
+        metrics = json.loads(files.get("metrics.json", b"{}"))
+        self._store.put(replace(self._store.get(key), model_version=version, backtest=metrics))
+        log.info("starting from stored model", extra={"workload": "/".join(key), "version": version})
 
     async def _fetch(self, trigger: TriggerSpec, now: float, step: int):
         source = self._sources[trigger.source]

@@ -10,8 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from helios.engine.pipeline import fit_and_forecast
-from helios.engine.types import Forecast, Series
+from helios.engine.pipeline import Fitted, fit_and_forecast, update_and_forecast
+from helios.engine.types import Series
 
 from .telemetry import Telemetry
 
@@ -37,22 +37,31 @@ class ModelRunner:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, _noop) for _ in range(self._workers)))
 
-    async def forecast(
+    async def fit(
         self, model: str, params: dict[str, Any], history: Series, step: int, horizon: int, timeout: float
-    ) -> Forecast:
+    ) -> Fitted:
+        """Fit `model` on `history` in a worker and forecast `horizon` steps."""
+        return await self._run(model, "fit", timeout, fit_and_forecast, model, params, history, step, horizon)
+
+    async def update(
+        self, model: str, artifact: bytes, history: Series, step: int, horizon: int, timeout: float
+    ) -> Fitted:
+        """Move a fitted model to the newest `history` in a worker (no refit) and forecast."""
+        return await self._run(model, "update", timeout, update_and_forecast, artifact, history, step, horizon)
+
+    async def _run(self, model: str, operation: str, timeout: float, fn, *args) -> Fitted:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            job = loop.run_in_executor(self._pool, fit_and_forecast, model, params, history, step, horizon)
-            result = await asyncio.wait_for(job, timeout)
+            result = await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), timeout)
         except TimeoutError:
-            raise FitTimeout(f"{model} fit exceeded {timeout:g}s") from None
+            raise FitTimeout(f"{model} {operation} exceeded {timeout:g}s") from None
         except BrokenProcessPool:
             log.error("model worker died; starting a new pool", extra={"model": model})
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             raise
-        self._telemetry.inference_seconds.labels(model).observe(time.perf_counter() - started)
+        self._telemetry.inference_seconds.labels(model, operation).observe(time.perf_counter() - started)
         return result
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ class ServerSettings(_Section):
 
 class MetricsSettings(_Section):
     step: Seconds = 300.0  # the grid every series is aligned to
-    history: Seconds = 2 * 86400.0  # how far back each refresh reads
+    history: Seconds = 7 * 86400.0  # how far back each refresh reads: auto and prophet need > 3 days
     refresh_interval: Seconds = 30.0
     fetch_timeout: Seconds = 10.0
     staleness_limit: Seconds = 600.0  # older than this since the last good refresh: UNAVAILABLE
@@ -56,6 +56,21 @@ class BaselineSettings(_Section):
     calibration_window: int = Field(2016, ge=1)
 
 
+class AutoSettings(_Section):
+    candidates: list[str] = ["naive", "seasonal_naive", "baseline", "prophet"]
+    holdout: int = Field(288, ge=12)  # steps at the end of the history each candidate is judged on
+    origins: int = Field(8, ge=1, le=100)
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_models(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in MODELS or n == "auto"]
+        if unknown:
+            allowed = ", ".join(sorted(m for m in MODELS if m != "auto"))
+            raise ValueError(f"unknown candidate {', '.join(map(repr, unknown))}; allowed: {allowed}")
+        return names
+
+
 class ModelsSettings(_Section):
     default: str = "baseline"
     horizon: Seconds = 1800.0
@@ -64,7 +79,10 @@ class ModelsSettings(_Section):
     interval_level: float = Field(0.8, gt=0, le=0.98)
     workers: int = Field(1, ge=1, le=64)  # processes that fit models, off the gRPC threads
     fit_timeout: Seconds = 60.0
+    refit_interval: Seconds = 3600.0  # between fits, the fitted model only follows new data
+    artifacts: str | None = None  # folder of `helios train` output: start from those models
     baseline: BaselineSettings = BaselineSettings()
+    auto: AutoSettings = AutoSettings()
 
     @field_validator("default")
     @classmethod
@@ -79,9 +97,20 @@ class ModelsSettings(_Section):
             raise ValueError(f"lead_time ({self.lead_time:g}s) must not exceed horizon ({self.horizon:g}s)")
         return self
 
-    def params_for(self, model: str) -> dict[str, Any]:
+    def params_for(self, model: str, horizon_steps: int | None = None, quantile: float | None = None,
+                   ) -> dict[str, Any]:
+        """The configured parameters of `model`; auto also gets the horizon and quantile it is judged
+        on (it chooses by how well each candidate forecasts what the trigger is served) and its
+        candidates' own parameters."""
         section = getattr(self, model, None)
-        return section.model_dump() if isinstance(section, BaseModel) else {}
+        params = section.model_dump() if isinstance(section, BaseModel) else {}
+        if model == "auto":
+            if horizon_steps is None:
+                raise ValueError("auto is judged at a horizon: pass horizon_steps")
+            params["horizon"] = horizon_steps
+            params["quantile"] = quantile if quantile is not None else self.quantile
+            params["candidate_params"] = {c: self.params_for(c) for c in params["candidates"]}
+        return params
 
 
 class Settings(BaseSettings):

@@ -31,6 +31,10 @@ class Snapshot:
     forecast: Forecast | None = None
     refreshed_at: float | None = None  # wall-clock time of the last good fetch
     forecast_at: float | None = None  # wall-clock time the forecast was made
+    fitted_at: float | None = None  # wall-clock time of the model's last fit (updates in between)
+    model_details: dict | None = None  # what the fitted model says about itself (auto: its choice, losses)
+    model_version: str = ""  # the artifact version it came from, or "" when fitted by this process
+    backtest: dict | None = None  # the artifact's backtest scores
     last_error: str = ""
     last_error_kind: str = ""  # engine.errors class name, "" when the last refresh succeeded
     consecutive_failures: int = 0

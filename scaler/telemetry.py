@@ -32,6 +32,7 @@ class Telemetry:
             ["source", "kind"], registry=registry,
         )
         self.inference_seconds = Histogram(
-            "helios_inference_duration_seconds", "Time to fit a model and forecast, worker round trip included",
-            ["model"], buckets=SLOW_BUCKETS, registry=registry,
+            "helios_inference_duration_seconds",
+            "Time to fit (or update) a model and forecast, worker round trip included",
+            ["model", "operation"], buckets=SLOW_BUCKETS, registry=registry,
         )

@@ -25,13 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chelios/scaler/pb/admin.proto\x12\x0fhelios.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x0bWorkloadRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bmetric_name\x18\x03 \x01(\t\"F\n\x06Sample\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\"@\n\x06Series\x12(\n\x07samples\x18\x01 \x03(\x0b\x32\x17.helios.admin.v1.Sample\x12\x0c\n\x04step\x18\x02 \x01(\t\"\xaf\x01\n\x0ePredictRequest\x12\x30\n\x08workload\x18\x01 \x01(\x0b\x32\x1c.helios.admin.v1.WorkloadRefH\x00\x12)\n\x06series\x18\x02 \x01(\x0b\x32\x17.helios.admin.v1.SeriesH\x00\x12\x0f\n\x07horizon\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x16\n\x0einterval_level\x18\x05 \x01(\x01\x42\x08\n\x06target\"k\n\rForecastPoint\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\x12\r\n\x05lower\x18\x03 \x01(\x01\x12\r\n\x05upper\x18\x04 \x01(\x01\"\xc3\x01\n\x0fPredictResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x16\n\x0einterval_level\x18\x02 \x01(\x01\x12.\n\x06points\x18\x03 \x03(\x0b\x32\x1e.helios.admin.v1.ForecastPoint\x12+\n\x07made_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x61ta_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x14ListWorkloadsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"\xeb\x02\n\x0eWorkloadStatus\x12)\n\x03ref\x18\x01 \x01(\x0b\x32\x1c.helios.admin.v1.WorkloadRef\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x14\n\x0ctarget_value\x18\x05 \x01(\x01\x12\x1b\n\x0eobserved_value\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0cserved_value\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x30\n\x0clast_refresh\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x66orecast_age_seconds\x18\t \x01(\x01\x12\r\n\x05stale\x18\n \x01(\x08\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x0c \x01(\x05\x42\x11\n\x0f_observed_valueB\x0f\n\r_served_value\"K\n\x15ListWorkloadsResponse\x12\x32\n\tworkloads\x18\x01 \x03(\x0b\x32\x1f.helios.admin.v1.WorkloadStatus2\xb9\x01\n\x05\x41\x64min\x12N\n\x07Predict\x12\x1f.helios.admin.v1.PredictRequest\x1a .helios.admin.v1.PredictResponse\"\x00\x12`\n\rListWorkloads\x12%.helios.admin.v1.ListWorkloadsRequest\x1a&.helios.admin.v1.ListWorkloadsResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chelios/scaler/pb/admin.proto\x12\x0fhelios.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x0bWorkloadRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bmetric_name\x18\x03 \x01(\t\"F\n\x06Sample\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\"@\n\x06Series\x12(\n\x07samples\x18\x01 \x03(\x0b\x32\x17.helios.admin.v1.Sample\x12\x0c\n\x04step\x18\x02 \x01(\t\"\xaf\x01\n\x0ePredictRequest\x12\x30\n\x08workload\x18\x01 \x01(\x0b\x32\x1c.helios.admin.v1.WorkloadRefH\x00\x12)\n\x06series\x18\x02 \x01(\x0b\x32\x17.helios.admin.v1.SeriesH\x00\x12\x0f\n\x07horizon\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x16\n\x0einterval_level\x18\x05 \x01(\x01\x42\x08\n\x06target\"k\n\rForecastPoint\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\x12\r\n\x05lower\x18\x03 \x01(\x01\x12\r\n\x05upper\x18\x04 \x01(\x01\"\xc3\x01\n\x0fPredictResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x16\n\x0einterval_level\x18\x02 \x01(\x01\x12.\n\x06points\x18\x03 \x03(\x0b\x32\x1e.helios.admin.v1.ForecastPoint\x12+\n\x07made_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x61ta_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x14ListWorkloadsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"\xd6\x05\n\x0eWorkloadStatus\x12)\n\x03ref\x18\x01 \x01(\x0b\x32\x1c.helios.admin.v1.WorkloadRef\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x14\n\x0ctarget_value\x18\x05 \x01(\x01\x12\x1b\n\x0eobserved_value\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0cserved_value\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x30\n\x0clast_refresh\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x66orecast_age_seconds\x18\t \x01(\x01\x12\r\n\x05stale\x18\n \x01(\x08\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x0c \x01(\x05\x12\x16\n\x0e\x66orecast_model\x18\r \x01(\t\x12-\n\tfitted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12N\n\x10selection_losses\x18\x0f \x03(\x0b\x32\x34.helios.admin.v1.WorkloadStatus.SelectionLossesEntry\x12\x15\n\rmodel_version\x18\x10 \x01(\t\x12L\n\x0f\x62\x61\x63ktest_scores\x18\x11 \x03(\x0b\x32\x33.helios.admin.v1.WorkloadStatus.BacktestScoresEntry\x1a\x36\n\x14SelectionLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x35\n\x13\x42\x61\x63ktestScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x11\n\x0f_observed_valueB\x0f\n\r_served_value\"K\n\x15ListWorkloadsResponse\x12\x32\n\tworkloads\x18\x01 \x03(\x0b\x32\x1f.helios.admin.v1.WorkloadStatus2\xb9\x01\n\x05\x41\x64min\x12N\n\x07Predict\x12\x1f.helios.admin.v1.PredictRequest\x1a .helios.admin.v1.PredictResponse\"\x00\x12`\n\rListWorkloads\x12%.helios.admin.v1.ListWorkloadsRequest\x1a&.helios.admin.v1.ListWorkloadsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'helios.scaler.pb.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_WORKLOADSTATUS_SELECTIONLOSSESENTRY']._loaded_options = None
+  _globals['_WORKLOADSTATUS_SELECTIONLOSSESENTRY']._serialized_options = b'8\001'
+  _globals['_WORKLOADSTATUS_BACKTESTSCORESENTRY']._loaded_options = None
+  _globals['_WORKLOADSTATUS_BACKTESTSCORESENTRY']._serialized_options = b'8\001'
   _globals['_WORKLOADREF']._serialized_start=82
   _globals['_WORKLOADREF']._serialized_end=149
   _globals['_SAMPLE']._serialized_start=151
@@ -47,9 +51,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTWORKLOADSREQUEST']._serialized_start=774
   _globals['_LISTWORKLOADSREQUEST']._serialized_end=815
   _globals['_WORKLOADSTATUS']._serialized_start=818
-  _globals['_WORKLOADSTATUS']._serialized_end=1181
-  _globals['_LISTWORKLOADSRESPONSE']._serialized_start=1183
-  _globals['_LISTWORKLOADSRESPONSE']._serialized_end=1258
-  _globals['_ADMIN']._serialized_start=1261
-  _globals['_ADMIN']._serialized_end=1446
+  _globals['_WORKLOADSTATUS']._serialized_end=1544
+  _globals['_WORKLOADSTATUS_SELECTIONLOSSESENTRY']._serialized_start=1399
+  _globals['_WORKLOADSTATUS_SELECTIONLOSSESENTRY']._serialized_end=1453
+  _globals['_WORKLOADSTATUS_BACKTESTSCORESENTRY']._serialized_start=1455
+  _globals['_WORKLOADSTATUS_BACKTESTSCORESENTRY']._serialized_end=1508
+  _globals['_LISTWORKLOADSRESPONSE']._serialized_start=1546
+  _globals['_LISTWORKLOADSRESPONSE']._serialized_end=1621
+  _globals['_ADMIN']._serialized_start=1624
+  _globals['_ADMIN']._serialized_end=1809
 # @@protoc_insertion_point(module_scope)

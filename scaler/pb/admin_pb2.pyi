@@ -82,7 +82,21 @@ class ListWorkloadsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class WorkloadStatus(_message.Message):
-    __slots__ = ("ref", "source", "model", "mode", "target_value", "observed_value", "served_value", "last_refresh", "forecast_age_seconds", "stale", "last_error", "consecutive_failures")
+    __slots__ = ("ref", "source", "model", "mode", "target_value", "observed_value", "served_value", "last_refresh", "forecast_age_seconds", "stale", "last_error", "consecutive_failures", "forecast_model", "fitted_at", "selection_losses", "model_version", "backtest_scores")
+    class SelectionLossesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class BacktestScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     REF_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +109,11 @@ class WorkloadStatus(_message.Message):
     STALE_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    FITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_LOSSES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKTEST_SCORES_FIELD_NUMBER: _ClassVar[int]
     ref: WorkloadRef
     source: str
     model: str
@@ -107,7 +126,12 @@ class WorkloadStatus(_message.Message):
     stale: bool
     last_error: str
     consecutive_failures: int
-    def __init__(self, ref: _Optional[_Union[WorkloadRef, _Mapping]] = ..., source: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., target_value: _Optional[float] = ..., observed_value: _Optional[float] = ..., served_value: _Optional[float] = ..., last_refresh: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast_age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
+    forecast_model: str
+    fitted_at: _timestamp_pb2.Timestamp
+    selection_losses: _containers.ScalarMap[str, float]
+    model_version: str
+    backtest_scores: _containers.ScalarMap[str, float]
+    def __init__(self, ref: _Optional[_Union[WorkloadRef, _Mapping]] = ..., source: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., target_value: _Optional[float] = ..., observed_value: _Optional[float] = ..., served_value: _Optional[float] = ..., last_refresh: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast_age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., forecast_model: _Optional[str] = ..., fitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_losses: _Optional[_Mapping[str, float]] = ..., model_version: _Optional[str] = ..., backtest_scores: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListWorkloadsResponse(_message.Message):
     __slots__ = ("workloads",)

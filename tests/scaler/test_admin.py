@@ -22,7 +22,7 @@ async def test_predict_on_an_adhoc_series_matches_the_engine(start_app, client_f
     values = list(daily_wave(400))
     r = await client.admin.Predict(series_request(values, horizon="1h", interval_level=0.9), timeout=10)
     expected = fit_and_forecast("baseline", {"window": 12, "trend_window": 24, "calibration_window": 2016},
-                                Series(1_700_000_100 + 300 * np.arange(400), np.array(values)), 300, 12)
+                                Series(1_700_000_100 + 300 * np.arange(400), np.array(values)), 300, 12).forecast
     lower, upper = expected.interval(0.9)
     assert r.model == "baseline" and r.interval_level == pytest.approx(0.9) and len(r.points) == 12
     assert [p.timestamp.seconds for p in r.points] == expected.timestamps.tolist()

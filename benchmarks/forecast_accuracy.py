@@ -1,0 +1,100 @@
+"""Forecast accuracy of every model on real series, and the forecasting issue's targets.
+
+    python benchmarks/forecast_accuracy.py [--data ../shared/data] [--horizon 30m] [--origins 10]
+
+Runs the same rolling-origin backtest as `helios backtest` (engine.backtest: each origin fits on the
+7 days before it, forecasts the horizon, is scored on what followed; origins 3 h apart) on every
+`*.csv` in --data, for naive, seasonal_naive, baseline, prophet and auto. Prints per model the mean
+MASE, sMAPE, 80%-interval coverage and 0.9 pinball loss (scaled by the series' naive error), then the
+targets: auto's MASE below seasonal_naive's and naive's on >= 80% of series, auto's mean scaled pinball
+below prophet's, and every model's mean coverage within 0.75-0.85. `--rows FILE` keeps the JSON rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from helios.adapters.file import read_csv
+from helios.engine import scores
+from helios.engine.align import align
+from helios.engine.backtest import backtest
+from helios.scaler.durations import parse_duration
+
+MODELS = ("naive", "seasonal_naive", "baseline", "prophet", "auto")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_series(job: tuple[str, int, int, int, int]) -> list[dict]:
+    path, step, horizon, origins, spacing = job
+    s = align(read_csv(path), step)
+    scale = scores.naive_scale(s.values)
+    rows = []
+    for model in MODELS:
+        params = {"horizon": horizon} if model == "auto" else {}
+        try:
+            r = backtest(s, model, horizon, origins, 7 * 86400 // step, params, spacing).as_dict()
+        except ValueError as e:
+            print(f"{Path(path).name} {model}: {e}", file=sys.stderr)
+            continue
+        r["pinball_90_scaled"] = r["pinball_90"] / scale
+        rows.append({"series": Path(path).name, **r})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--horizon", default="30m")
+    p.add_argument("--origins", type=int, default=10)
+    p.add_argument("--spacing", default="3h")
+    p.add_argument("--step", default="5m")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rows", help="also write the per-series rows as JSON here")
+    args = p.parse_args()
+    step = int(parse_duration(args.step))
+    horizon = math.ceil(parse_duration(args.horizon) / step)
+    spacing = round(parse_duration(args.spacing) / step)
+    files = sorted(str(f) for f in Path(args.data).glob("*.csv"))
+    started = time.time()
+    with ProcessPoolExecutor(args.workers) as pool:
+        jobs = [(f, step, horizon, args.origins, spacing) for f in files]
+        rows = [r for chunk in pool.map(run_series, jobs) for r in chunk]
+    if args.rows:
+        Path(args.rows).write_text(json.dumps(rows, indent=1))
+    by_model = {m: [r for r in rows if r["model"] == m] for m in MODELS}
+    print(f"{len(files)} series from {args.data}, horizon {args.horizon} ({horizon} steps), "
+          f"{args.origins} origins {args.spacing} apart, 7-day training windows; {time.time() - started:.0f} s\n")
+    print("| model | series | mean MASE | median MASE | mean sMAPE % | mean coverage_80 | mean pinball_90 / naive MAE "
+          "| median fit s |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    for m, rs in by_model.items():
+        if rs:
+            print(f"| {m} | {len(rs)} | {statistics.fmean(r['mase'] for r in rs):.3f} | "
+                  f"{statistics.median(r['mase'] for r in rs):.3f} | {statistics.fmean(r['smape'] for r in rs):.1f} | "
+                  f"{statistics.fmean(r['coverage_80'] for r in rs):.3f} | "
+                  f"{statistics.fmean(r['pinball_90_scaled'] for r in rs):.3f} | "
+                  f"{statistics.median(r['fit_seconds'] for r in rs):.3f} |")
+    mase = {(r["series"], r["model"]): r["mase"] for r in rows}
+    series = sorted({r["series"] for r in rows})
+    print("\n| target | measured | result |\n|---|---|---|")
+    for ref in ("seasonal_naive", "naive"):
+        wins = [s for s in series if (s, "auto") in mase and (s, ref) in mase and mase[s, "auto"] < mase[s, ref]]
+        share = len(wins) / len(series)
+        print(f"| auto MASE < {ref} MASE on >= 80% of series | {len(wins)}/{len(series)} = {share:.0%} | "
+              f"{'PASS' if share >= 0.8 else 'FAIL'} |")
+    pin = {m: statistics.fmean(r["pinball_90_scaled"] for r in rs) for m, rs in by_model.items() if rs}
+    print(f"| auto mean pinball < prophet's | {pin['auto']:.3f} vs {pin['prophet']:.3f} | "
+          f"{'PASS' if pin['auto'] < pin['prophet'] else 'FAIL'} |")
+    for m, rs in by_model.items():
+        c = statistics.fmean(r["coverage_80"] for r in rs)
+        print(f"| {m} mean coverage_80 in [0.75, 0.85] | {c:.3f} | {'PASS' if 0.75 <= c <= 0.85 else 'FAIL'} |")
+
+
+if __name__ == "__main__":
+    main()
