@@ -30,7 +30,9 @@ def register(commands) -> None:
     p.add_argument("--origins", type=int, default=10, help="forecast origins per series (default 10)")
     p.add_argument("--spacing", default="3h", help="time between origins (default 3h)")
     p.add_argument("--train-window", default="7d", help="history each fit sees (default 7d)")
-    p.add_argument("--step", default="5m", help="grid the series are aligned to (default 5m)")
+    p.add_argument("--step", default="native",
+                   help="grid the series are aligned to: a duration, or `native`, each file's own most common "
+                        "step (default)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--plot", metavar="DIR", help="write one PNG per series: history, forecasts, intervals, actuals")
     p.set_defaults(run=run)
@@ -38,10 +40,8 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        step = int(parse_duration(args.step))
-        horizon = max(1, math.ceil(parse_duration(args.horizon) / step))
-        spacing = max(1, round(parse_duration(args.spacing) / step))
-        window = max(2, round(parse_duration(args.train_window) / step))
+        fixed_step = None if args.step == "native" else int(parse_duration(args.step))
+        durations = {k: parse_duration(getattr(args, k)) for k in ("horizon", "spacing", "train_window")}
     except ValueError as e:
         return _fail(str(e))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -49,12 +49,16 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         return _fail(f"--models: unknown {', '.join(unknown)}; available: {', '.join(sorted(MODELS))}")
     try:
-        files = csv_files(args.paths)
-        series = {f.name: align(read_csv(str(f)), step) for f in files}
+        raw = {f.name: read_csv(str(f)) for f in csv_files(args.paths)}
     except (HeliosError, ValueError) as e:
         return _fail(str(e))
     rows = []
-    for name, s in series.items():
+    for name, trace in raw.items():
+        step = fixed_step or native_step(trace)
+        s = align(trace, step)
+        horizon = max(1, math.ceil(durations["horizon"] / step))
+        spacing = max(1, round(durations["spacing"] / step))
+        window = max(60, round(durations["train_window"] / step))
         for model in models:
             params = {"horizon": horizon} if model == "auto" else {}
             try:
@@ -69,6 +73,17 @@ def run(args: argparse.Namespace) -> int:
         row.pop("origins", None)
     print(json.dumps(rows, indent=1) if args.format == "json" else table(rows))
     return 0
+
+
+def native_step(trace: Series) -> int:
+    """The most common sampling step of a trace: a 30-minute or daily series is forecast on its own
+    grid, not on an interpolated 5-minute one."""
+    import numpy as np
+
+    if len(trace) < 2:
+        return 300
+    steps, counts = np.unique(np.diff(trace.timestamps), return_counts=True)
+    return int(steps[counts.argmax()])
 
 
 def csv_files(paths: list[str]) -> list[Path]:

@@ -41,7 +41,7 @@ class AutoModel(Forecaster):
         candidates: tuple[str, ...] | list[str] = ("naive", "seasonal_naive", "baseline", "prophet"),
         horizon: int = 6,
         holdout: int = 288,
-        origins: int = 8,
+        origins: int = 48,
         quantile: float = 0.9,
         step: int = 300,
         candidate_params: dict[str, dict] | None = None,
