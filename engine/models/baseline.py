@@ -13,15 +13,13 @@ spread of the series' step changes.
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-from ..types import QUANTILE_LEVELS, Forecast, Series
+from ..calibration import error_quantiles, offsets, step_sigma
+from ..types import Forecast, Series
 from .base import Forecaster
-
-MIN_ERRORS = 20  # fewer k-step errors than this and empirical quantiles are too coarse
 
 
 class BaselineModel(Forecaster):
@@ -52,8 +50,15 @@ class BaselineModel(Forecaster):
         w = min(self.params["window"], n)
         m = min(self.params["trend_window"], n)
         levels, slopes = _level_and_slope(y, w, m)
-        horizon = self.params["calibration_horizon"]
-        errors = _error_quantiles(y, levels, slopes, w, horizon, self.params["calibration_window"])
+        start = n - levels.size  # the origin of levels[0]
+        lag = (w - 1) / 2
+
+        def rule(origins: np.ndarray, k: int) -> np.ndarray:
+            j = origins - start
+            return levels[j] + slopes[j] * (k + lag)
+
+        errors = error_quantiles(y, rule, np.arange(start, n), self.params["calibration_horizon"],
+                                 self.params["calibration_window"], step_sigma(y))
         return {
             "level": float(levels[-1]),
             "slope": float(slopes[-1]) if m >= 3 else 0.0,
@@ -67,17 +72,9 @@ class BaselineModel(Forecaster):
         s = self.state
         k = np.arange(1, horizon + 1)
         point = s["level"] + s["slope"] * (k + s["lag"])
-        errq = np.asarray(s["error_quantiles"])
-        calibrated = errq.shape[1]
-        if horizon > calibrated:  # beyond the calibrated steps, widen like a random walk
-            grow = np.sqrt(np.arange(calibrated + 1, horizon + 1) / calibrated)
-            errq = np.hstack([errq, errq[:, -1:] * grow])
-        errq = errq[:, :horizon]
-        if levels != QUANTILE_LEVELS:
-            errq = np.array([np.interp(levels, QUANTILE_LEVELS, errq[:, j]) for j in range(horizon)]).T
         return Forecast(
             model=self.name, start=s["last_timestamp"] + s["step"], step=s["step"],
-            point=point, quantiles=point + errq, levels=levels,
+            point=point, quantiles=point + offsets(s["error_quantiles"], horizon, levels), levels=levels,
         )
 
 
@@ -101,26 +98,3 @@ def _level_and_slope(y: np.ndarray, w: int, m: int) -> tuple[np.ndarray, np.ndar
     sum_xx = (m - 1) * m * (2 * m - 1) / 6
     slope = (m * sum_xy - sum_x * sum_y) / (m * sum_xx - sum_x**2)
     return level, slope
-
-
-def _error_quantiles(
-    y: np.ndarray, level: np.ndarray, slope: np.ndarray, w: int, horizon: int, max_origins: int
-) -> np.ndarray:
-    """Quantiles (rows: QUANTILE_LEVELS) of the k-step forecast errors (columns: k = 1..horizon)."""
-    n = y.size
-    start = n - level.size  # origin index of level[0]
-    origins = np.arange(start, n)[-max_origins - horizon:]
-    lag = (w - 1) / 2
-    out = np.empty((len(QUANTILE_LEVELS), horizon))
-    diffs = np.diff(y)
-    sigma = float(diffs.std()) if diffs.size > 1 else 0.0
-    gauss = np.array([NormalDist().inv_cdf(q) for q in QUANTILE_LEVELS])
-    for k in range(1, horizon + 1):
-        usable = origins[origins + k < n][-max_origins:]
-        if usable.size >= MIN_ERRORS:
-            j = usable - start
-            errors = y[usable + k] - (level[j] + slope[j] * (k + lag))
-            out[:, k - 1] = np.quantile(errors, QUANTILE_LEVELS)
-        else:
-            out[:, k - 1] = gauss * sigma * np.sqrt(k)
-    return out
