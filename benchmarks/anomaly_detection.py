@@ -4,9 +4,11 @@ What it measures
     For each file listed in `<data>/labels.json` (NAB's windows; a file with [] has no anomaly, so any
     flag there is a false alarm) and each detector, the `helios detect` pipeline (scaler/cmd_detect.py):
     align to 5 minutes, fit on NAB's probationary period (the first 15%, at most 750 steps), score the
-    whole series without look-ahead, flag at |score| >= 2.5 (WARNING), judge the steps after the
-    probation. Per detector: mean event-level F1, precision and recall over the files where they are
-    defined, and the NAB score, standard profile, of the whole corpus (engine/anomaly/nab.py).
+    whole series without look-ahead, flag at |score| >= 2.5 (WARNING), raise one alert per excursion
+    (flags with fewer than 12 unflagged steps between them; engine/anomaly/alerts.py), judge the alerts
+    after the probation. Per detector: mean event-level F1, precision and recall over the files where
+    they are defined, and the NAB score, standard profile, of the whole corpus (engine/anomaly/nab.py).
+    Every detector's flags become alerts by the same rule; `--quiet-steps 0` judges every flagged step.
 
 Target (PASS/FAIL)
     XGBoost's mean F1 and NAB score both above those of `zscore` and `threshold`.
@@ -27,6 +29,7 @@ import sys
 from pathlib import Path
 
 from helios.engine.anomaly import NAMES, detector_class
+from helios.engine.anomaly.alerts import QUIET_STEPS
 from helios.engine.anomaly.nab import PROBATION_FRACTION
 from helios.engine.errors import HeliosError
 from helios.scaler import cmd_detect
@@ -35,7 +38,7 @@ from helios.scaler.durations import parse_duration
 REPO = Path(__file__).resolve().parents[1]
 LEARNED, REFERENCES = "xgboost", ("zscore", "threshold")
 SUMMARY = ("detector", "files", "mean F1", "mean P", "mean R", "NAB (standard)", "windows hit", "FP events",
-           "flagged steps", "seconds")
+           "alerts", "flagged steps", "seconds")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detectors", default=",".join((LEARNED, *REFERENCES)))
     p.add_argument("--step", default="5m")
     p.add_argument("--probation", type=float, default=PROBATION_FRACTION)
+    p.add_argument("--quiet-steps", type=int, default=QUIET_STEPS,
+                   help=f"unflagged steps that end an excursion (default {QUIET_STEPS}; 0: every flag alerts)")
     p.add_argument("--per-file", action="store_true", help="also one row per file and detector")
     p.add_argument("--format", choices=("table", "json"), default="table")
     args = p.parse_args(argv)
@@ -53,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [d for d in detectors if d not in NAMES]
     if unknown:
         return _fail(f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(NAMES)}")
+    if args.quiet_steps < 0:
+        return _fail(f"--quiet-steps must be >= 0, got {args.quiet_steps}")
     data = Path(args.data)
     step = int(parse_duration(args.step))
     try:
@@ -70,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         windows = cmd_detect.snap(labels[name], step)
         for detector in detectors:
             print(f"{name} {detector}", file=sys.stderr)
-            row = cmd_detect.detect_series(name, s, detector_class(detector), windows, args.probation)
+            row = cmd_detect.detect_series(name, s, detector_class(detector), windows, args.probation,
+                                           args.quiet_steps)
             if row.get("error"):
                 print(f"  error: {row['error']}", file=sys.stderr)
             rows.append(row)
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if verdict:
         print(f"\nTarget: {verdict}")
     if args.per_file:
-        print("\n" + cmd_detect.table(rows + totals, args.probation))
+        print("\n" + cmd_detect.table(rows + totals, args.probation, args.quiet_steps))
     return 0
 
 
@@ -96,7 +104,7 @@ def summary_table(totals: list[dict]) -> str:
     for t in totals:
         cells = [t["detector"], t["labelled_series"], _num(t.get("f1"), 3), _num(t.get("precision"), 3),
                  _num(t.get("recall"), 3), _num(t.get("nab"), 1), f"{t.get('detected', 0)}/{t.get('windows', 0)}",
-                 t.get("false_positive_events", 0), t["flagged_steps"], f"{t['seconds']:.1f}"]
+                 t.get("false_positive_events", 0), t["alerts"], t["flagged_steps"], f"{t['seconds']:.1f}"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 

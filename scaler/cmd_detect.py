@@ -3,9 +3,14 @@
 Protocol, close to NAB's: each series is aligned to `--step`; each detector is fitted on the first
 part of the series (NAB's probationary period: 15%, at most 750 steps; the whole series when that is
 0 steps) and then scores the whole series, one step at a time without look-ahead. The fitted part is
-not judged: flagged windows, score summaries and metrics cover the steps after it. Detection is
-unsupervised: labels only judge the flags, they never fit a detector or pick its threshold. A step is
-flagged when its severity (engine.anomaly.base) is at least WARNING, i.e. |score| >= 2.5.
+not judged: alerts, score summaries and metrics cover the steps after it. Detection is unsupervised:
+labels only judge the alerts, they never fit a detector or pick its threshold.
+
+Flags and alerts (the same for every detector): a step is flagged when its severity
+(engine.anomaly.base) is at least WARNING, i.e. |score| >= 2.5. Flags with fewer than `--quiet-steps`
+(12) unflagged steps between them form one excursion, which raises one alert, at its first flag
+(engine.anomaly.alerts): an incident is news once, not on each of its steps. Precision, recall, F1
+and the NAB score judge the alerts; `--quiet-steps 0` judges every flagged step, as NAB's runner does.
 
 Labels: a JSON object {CSV file name: [[start, end], ...]} with inclusive ISO-8601 timestamps (NAB's
 combined_windows.json). Each window is widened to the grid steps holding its first and last
@@ -31,6 +36,7 @@ import numpy as np
 from helios.adapters.file import read_csv
 from helios.engine.align import align
 from helios.engine.anomaly import NAMES, detector_class
+from helios.engine.anomaly.alerts import QUIET_STEPS, excursions
 from helios.engine.anomaly.base import Severity
 from helios.engine.anomaly.nab import (
     PROBATION_FRACTION,
@@ -39,7 +45,6 @@ from helios.engine.anomaly.nab import (
     event_counts,
     nab_score,
     probation_steps,
-    runs,
 )
 from helios.engine.errors import HeliosError
 from helios.engine.types import Series
@@ -62,6 +67,9 @@ def register(commands) -> None:
     p.add_argument("--probation", type=float, default=PROBATION_FRACTION,
                    help="share of each series to fit on and not judge, capped as in NAB at 5000 x share steps "
                    "(default 0.15: at most 750 steps)")
+    p.add_argument("--quiet-steps", type=int, default=QUIET_STEPS,
+                   help=f"steps without a flag that end an excursion; one alert per excursion (default "
+                   f"{QUIET_STEPS}; 0: every flagged step is an alert)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(run=run)
 
@@ -73,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--detectors: unknown {', '.join(unknown) or '(none given)'}; available: {', '.join(NAMES)}")
     if not 0 <= args.probation < 1:
         return _fail(f"--probation must be in [0, 1), got {args.probation}")
+    if args.quiet_steps < 0:
+        return _fail(f"--quiet-steps must be >= 0, got {args.quiet_steps}")
     try:
         step = int(parse_duration(args.step))
         if step < 1:
@@ -89,12 +99,13 @@ def run(args: argparse.Namespace) -> int:
     for name, s in series.items():
         windows = snap(labels[name], step) if labels is not None and name in labels else None
         for detector in detectors:
-            row = detect_series(name, s, detector_class(detector), windows, args.probation)
+            row = detect_series(name, s, detector_class(detector), windows, args.probation, args.quiet_steps)
             if row.get("error"):
                 print(f"helios detect: {name}: {detector}: {row['error']}", file=sys.stderr)
             rows.append(row)
     rows += totals(rows, detectors)
-    print(json.dumps(json_safe(rows), indent=1) if args.format == "json" else table(rows, args.probation))
+    print(json.dumps(json_safe(rows), indent=1) if args.format == "json"
+          else table(rows, args.probation, args.quiet_steps))
     return 1 if any(r.get("error") for r in rows) else 0
 
 
@@ -146,8 +157,9 @@ def snap(windows: Windows, step: int) -> Windows:
 
 
 def detect_series(name: str, series: Series, detector_cls: type, windows: Windows | None = None,
-                  probation: float = PROBATION_FRACTION) -> dict:
-    """Fit on the probationary part, score the whole series, summarise and (with windows) judge the rest."""
+                  probation: float = PROBATION_FRACTION, quiet_steps: int = QUIET_STEPS) -> dict:
+    """Fit on the probationary part, score the whole series, summarise and (with windows) judge the
+    alerts after it (see the module doc)."""
     skip = probation_steps(len(series), probation)
     fit_on = Series(series.timestamps[:skip], series.values[:skip]) if skip else series
     row: dict = {"series": name, "detector": detector_cls.name, "steps": len(series),
@@ -166,14 +178,18 @@ def detect_series(name: str, series: Series, detector_cls: type, windows: Window
     row["flagged_steps"] = int(flags.sum())
     row["max_abs_score"] = float(judged.max()) if judged.size else math.nan
     row["p99_abs_score"] = float(np.quantile(judged, 0.99)) if judged.size else math.nan
-    row["flagged_windows"] = [
+    spans = excursions(flags, quiet_steps)
+    # One alert per excursion, at its first flag: start; end is its last flag, severity its worst.
+    row["alerts"] = [
         {"start": _iso(ts[a]), "end": _iso(ts[b]), "severity": Severity(int(severity[a : b + 1].max())).name.lower(),
          "peak_score": _peak(values[a : b + 1])}
-        for a, b in runs(flags)
+        for a, b in spans
     ]
     if windows is not None:
-        counts = event_counts(ts, flags, windows, probation=skip)
-        nab = nab_score(ts, flags, windows, probation=skip)
+        alerted = np.zeros(len(ts), dtype=bool)
+        alerted[[a for a, _ in spans]] = True
+        counts = event_counts(ts, alerted, windows, probation=skip)
+        nab = nab_score(ts, alerted, windows, probation=skip)
         row.update(_metrics(counts, nab))
     return row
 
@@ -187,7 +203,7 @@ def totals(rows: list[dict], detectors: Sequence[str]) -> list[dict]:
         total: dict = {"series": TOTAL, "detector": detector, "series_count": len(mine),
                        "labelled_series": len(labelled), "steps": sum(r["steps"] for r in mine),
                        "flagged_steps": sum(r["flagged_steps"] for r in mine),
-                       "flagged_windows": sum(len(r["flagged_windows"]) for r in mine),
+                       "alerts": sum(len(r["alerts"]) for r in mine),
                        "seconds": round(sum(r["seconds"] for r in mine), 3)}
         if labelled:
             counts = sum((EventCounts(r["windows"], r["detected"], r["false_positive_events"]) for r in labelled),
@@ -200,27 +216,29 @@ def totals(rows: list[dict], detectors: Sequence[str]) -> list[dict]:
     return out
 
 
-COLUMNS = ("series", "detector", "steps", "flagged steps", "flagged windows", "max abs score", "P", "R", "F1",
+COLUMNS = ("series", "detector", "steps", "flagged steps", "alerts", "max abs score", "P", "R", "F1",
            "windows hit", "FP events", "NAB")
 
 
-def table(rows: list[dict], probation: float = PROBATION_FRACTION) -> str:
+def table(rows: list[dict], probation: float = PROBATION_FRACTION, quiet_steps: int = QUIET_STEPS) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         if r.get("error"):
             lines.append(f"| {r['series']} | {r['detector']} | {r['steps']} | error: {r['error']} |")
             continue
         total = r["series"] == TOTAL
-        windows = r["flagged_windows"] if total else _describe(r["flagged_windows"])
+        alerts = r["alerts"] if total else _describe(r["alerts"])
         hit = f"{r['detected']}/{r['windows']}" if "windows" in r else ""
         cells = [f"**{TOTAL.lower()}**" if total else r["series"], r["detector"], r["steps"], r["flagged_steps"],
-                 windows, "" if total else _num(r["max_abs_score"], 1), _num(r.get("precision"), 2),
+                 alerts, "" if total else _num(r["max_abs_score"], 1), _num(r.get("precision"), 2),
                  _num(r.get("recall"), 2), _num(r.get("f1"), 2), hit, r.get("false_positive_events", ""),
                  _num(r.get("nab"), 1)]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     share = f"first {probation:.0%} (at most {probation * 5000:.0f} steps)" if probation else "none"
-    lines.append(f"\nFitted on and not judged: the {share} of each series. Flagged: |score| >= 2.5. "
-                 "Totals: P, R, F1 averaged over labelled series; NAB (standard profile) over the corpus.")
+    lines.append(f"\nFitted on and not judged: the {share} of each series. Flagged: |score| >= 2.5. Alerts: "
+                 f"one per excursion (flags with fewer than {quiet_steps} unflagged steps between them); P, R, "
+                 "F1 and NAB judge the alerts. Totals: P, R, F1 averaged over labelled series; NAB (standard "
+                 "profile) over the corpus.")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helios.adapters.file import read_csv
+from helios.engine.anomaly import xgb as xgb_detector
 from helios.engine.anomaly.base import AnomalyDetector, Severity
 from helios.engine.anomaly.xgb import XGBoostDetector
 from helios.engine.errors import InsufficientData
@@ -104,6 +105,35 @@ def test_anomalies_inside_the_history_are_scored_out_of_sample():
     assert result.scores[1000] >= 2.5 and result.scores[3000] <= -2.5 and result.scores[3500] >= 2.5
     assert result.severity[2000] == Severity.CRITICAL
     assert flag_rate(result.scores) < 0.03
+
+
+def test_heavy_tailed_noise_is_calibrated_to_the_gaussian_share_of_flags():
+    """Student-t noise (3 degrees of freedom): scaled by its MAD, 6-7 % of steps would pass 2.5 sigma.
+    The calibration on the history's out-of-sample residuals brings unseen data back to about the
+    Gaussian 1.24 %."""
+    t = np.arange(3 * WEEK)
+    noise = 3.0 * np.random.default_rng(21).standard_t(3, t.size)
+    y = 100 + 40 * np.sin(2 * np.pi * t / DAY) + noise
+    detector = XGBoostDetector().fit(series(y[: 2 * WEEK]))
+    assert detector.state["calibration"] > 1.2
+    assert 0.004 < flag_rate(detector.score(series(y)).scores[2 * WEEK :]) < 0.025
+
+
+def test_a_volatile_stretch_raises_the_scale_and_a_calm_spike_still_stands_out(clean, monkeypatch):
+    """Noise three times as strong from a day into the new week. Its first hours flood (the past day's
+    residuals are still calm); a day in, they set the scale and flags are rare again, where the global
+    scale alone would keep flooding. A spike in the calm day before is flagged all the same."""
+    detector, y = clean
+    z = y.copy()
+    loud = 2 * WEEK + DAY
+    z[loud:] += np.random.default_rng(13).normal(0, 2 * NOISE * np.sqrt(2), z.size - loud)  # sd 3x NOISE
+    z[2 * WEEK + 100] += 30.0
+    scores = detector.score(series(z)).scores
+    assert scores[2 * WEEK + 100] >= 2.5
+    assert flag_rate(scores[loud : loud + DAY // 4]) > 0.2
+    assert flag_rate(scores[loud + DAY :]) < 0.04
+    monkeypatch.setattr(xgb_detector, "_volatility", lambda deviations: np.full(len(deviations), np.nan))
+    assert flag_rate(detector.score(series(z)).scores[loud + DAY :]) > 0.2
 
 
 def test_a_score_never_reads_later_samples(clean):

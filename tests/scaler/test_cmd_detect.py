@@ -10,9 +10,10 @@ import pytest
 
 from helios.adapters.file import read_csv
 from helios.engine.align import align
+from helios.engine.anomaly.alerts import alerts
 from helios.engine.anomaly.base import Severity
 from helios.engine.anomaly.nab import NabScore, event_counts, nab_score, probation_steps
-from helios.engine.anomaly.reference import RollingZScore
+from helios.engine.anomaly.reference import RollingZScore, ThresholdRule
 from helios.engine.types import Series
 from helios.scaler.cli import main
 
@@ -47,14 +48,14 @@ def row(rows, series, detector):
     return r
 
 
-def test_flags_the_window_where_the_spike_is(tmp_path, capsys):
+def test_alerts_on_the_spike(tmp_path, capsys):
     path = write_spiky(tmp_path / "spiky.csv")
     code, rows, _ = detect(capsys, path, "--detectors", "zscore,threshold", "--format", "json")
     assert code == 0
     spike = iso(START + 300 * SPIKE)
     for detector in ("zscore", "threshold"):
         r = row(rows, "spiky.csv", detector)
-        hits = [w for w in r["flagged_windows"] if w["start"] <= spike <= w["end"]]
+        hits = [w for w in r["alerts"] if w["start"] <= spike <= w["end"]]
         assert len(hits) == 1 and hits[0]["severity"] == "critical" and hits[0]["peak_score"] > 4
         assert r["max_abs_score"] == pytest.approx(hits[0]["peak_score"])
         assert "windows" not in r  # no labels, no metrics
@@ -77,29 +78,50 @@ def test_a_labelled_spike_is_detected_and_scored(tmp_path, capsys):
     assert r["nab"] == pytest.approx(100 * (caught - 0.11 + 1) / 2)
 
 
-def test_metrics_on_a_real_nab_series_agree_with_the_nab_module(capsys):
-    code, rows, _ = detect(capsys, NAB_FILE, "--detectors", "zscore,threshold", "--labels", DATA / "labels.json",
+@pytest.mark.parametrize("detector_cls", [RollingZScore, ThresholdRule])
+def test_metrics_on_a_real_nab_series_agree_with_the_nab_module(capsys, detector_cls):
+    code, rows, _ = detect(capsys, NAB_FILE, "--detectors", detector_cls.name, "--labels", DATA / "labels.json",
                            "--format", "json")
     assert code == 0
-    # The same computation, by hand: fit on NAB's probationary 15%, flag at WARNING, judge what follows.
+    # The same computation, by hand: fit on NAB's probationary 15%, flag at WARNING, one alert per
+    # excursion after the probation, judge the alerts.
     series = align(read_csv(str(NAB_FILE)), 300)
     skip = probation_steps(len(series))
-    scores = RollingZScore().fit(Series(series.timestamps[:skip], series.values[:skip])).score(series)
+    scores = detector_cls().fit(Series(series.timestamps[:skip], series.values[:skip])).score(series)
     flags = scores.severity >= Severity.WARNING
+    flags[:skip] = False
+    alerted = alerts(flags)
     windows = [(w[0] // 300 * 300, w[1] // 300 * 300) for w in
                [[int(datetime.fromisoformat(t).timestamp()) for t in pair]
                 for pair in json.loads((DATA / "labels.json").read_text())[NAB_FILE.name]]]
-    counts = event_counts(series.timestamps, flags, windows, probation=skip)
-    nab = nab_score(series.timestamps, flags, windows, probation=skip)
-    r = row(rows, NAB_FILE.name, "zscore")
+    counts = event_counts(series.timestamps, alerted, windows, probation=skip)
+    nab = nab_score(series.timestamps, alerted, windows, probation=skip)
+    r = row(rows, NAB_FILE.name, detector_cls.name)
     assert r["steps"] == 4032 and r["scored_from"] == "2014-02-16T16:50:00Z"  # step 604
     assert (r["windows"], r["detected"], r["false_positive_events"]) == (2, 2, counts.false_positives)
     assert (r["precision"], r["recall"], r["f1"]) == pytest.approx((counts.precision, 1.0, counts.f1))
     assert r["nab"] == pytest.approx(nab.normalized) and r["nab_raw"] == pytest.approx(nab.raw)
-    assert r["flagged_steps"] == int(flags[skip:].sum())
+    assert r["flagged_steps"] == int(flags.sum()) and len(r["alerts"]) == int(alerted.sum())
     # One series: the total row is that series' numbers.
-    total = row(rows, "TOTAL", "zscore")
+    total = row(rows, "TOTAL", detector_cls.name)
     assert total["f1"] == pytest.approx(r["f1"]) and total["nab"] == pytest.approx(r["nab"])
+
+
+def test_one_alert_per_excursion_and_quiet_steps_0_judges_every_flag(capsys):
+    """The threshold rule hovers around its line on this file: bursts of flags, one alert each, and
+    fewer false positives to pay for; with --quiet-steps 0 every flagged step counts."""
+    args = (NAB_FILE, "--detectors", "threshold", "--labels", DATA / "labels.json", "--format", "json")
+    _, rows, _ = detect(capsys, *args)
+    _, every, _ = detect(capsys, *args, "--quiet-steps", "0")
+    by_excursion, by_step = row(rows, NAB_FILE.name, "threshold"), row(every, NAB_FILE.name, "threshold")
+    assert by_excursion["flagged_steps"] == by_step["flagged_steps"] == len(by_step["alerts"])
+    assert len(by_excursion["alerts"]) < by_excursion["flagged_steps"]
+    assert by_excursion["false_positive_events"] < by_step["false_positive_events"]
+    assert by_excursion["nab"] > by_step["nab"]
+    # An excursion spans its flags: consecutive alerts are at least 12 unflagged steps apart.
+    ends = [datetime.fromisoformat(a["end"]).timestamp() for a in by_excursion["alerts"]]
+    starts = [datetime.fromisoformat(a["start"]).timestamp() for a in by_excursion["alerts"]]
+    assert all(b - a > 12 * 300 for a, b in zip(ends[:-1], starts[1:], strict=True))
 
 
 def test_totals_average_f1_and_score_nab_over_the_corpus(tmp_path, capsys):
@@ -160,6 +182,8 @@ def test_bad_labels_or_detectors_exit_2(tmp_path, capsys):
     assert code == 2 and "nope.json: no such file" in err
     code, _, err = detect(capsys, path, "--detectors", "zscore,magic")
     assert code == 2 and "unknown magic" in err
+    code, _, err = detect(capsys, path, "--detectors", "zscore", "--quiet-steps", "-1")
+    assert code == 2 and "--quiet-steps must be >= 0" in err
 
 
 def _write(path: Path, text: str) -> Path:
