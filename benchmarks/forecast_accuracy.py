@@ -28,6 +28,7 @@ from helios.adapters.file import read_csv
 from helios.engine import scores
 from helios.engine.align import align
 from helios.engine.backtest import backtest
+from helios.engine.errors import HeliosError
 from helios.scaler.durations import parse_duration
 
 MODELS = ("naive", "seasonal_naive", "baseline", "prophet", "auto")
@@ -54,7 +55,7 @@ def run_series(job: tuple[str, float, int, float]) -> list[dict]:
         params = {"horizon": horizon} if model == "auto" else {}
         try:
             r = backtest(s, model, horizon, origins, max(7 * 86400 // step, 60), params, spacing).as_dict()
-        except ValueError as e:
+        except (ValueError, HeliosError) as e:  # e.g. too little history for the model: no row
             print(f"{Path(path).name} {model}: {e}", file=sys.stderr)
             continue
         r["pinball_90_scaled"] = r["pinball_90"] / scale
