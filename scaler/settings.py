@@ -58,7 +58,7 @@ class BaselineSettings(_Section):
 
 class AutoSettings(_Section):
     candidates: list[str] = ["naive", "seasonal_naive", "baseline", "prophet"]
-    holdout: int = Field(288, ge=12)  # steps at the end of the history each candidate is judged on
+    holdout_seconds: Seconds = 86400.0  # the end of the history each candidate is judged on
     origins: int = Field(48, ge=1, le=300)  # many: a choice on few origins is mostly noise
 
     @field_validator("candidates")

@@ -1,24 +1,30 @@
-"""`auto`: per workload, the candidate model that backtests best on the workload's own history.
+"""`auto`: per workload, the forecast that backtests best on the workload's own history.
 
-Choice: each eligible candidate is fitted once on the history minus its last `holdout` steps, then
-moved through the holdout with `update` (no refit: exactly how the scaler uses a model between
-fits), forecasting `horizon` steps from `origins` evenly spaced origins. The loss of a candidate is
+Each eligible candidate is fitted once on the history minus its last day (`holdout_seconds`), then
+moved through that day with `update` (no refit: exactly how the scaler uses a model between fits),
+forecasting `horizon` steps from `origins` evenly spaced origins. Besides each candidate alone, the
+equal-weight averages of the three best (each pair and the trio) compete on the same origins:
+averaging cuts any one model's bad days and the risk of choosing on a noisy holdout.
 
-    (pinball_0.5(point forecast) + pinball_q(q-quantile forecast)) / 2 / naive_scale
-
-with q the quantile Helios provisions for (0.9 by default). The pinball loss at q charges an
-under-forecast q / (1 - q) times more than an over-forecast of the same size (9x at 0.9): running
-short of replicas hurts users, a spare replica only costs money. The 0.5 term keeps the point forecast
-honest; dividing by the series' mean one-step change makes losses comparable across series.
+The point forecast and the quantiles are chosen separately, each by its own loss (scaled by the
+series' mean one-step change so losses compare across series):
+- the point by mean absolute error, the numerator of MASE;
+- the quantiles by the pinball loss at q, the quantile Helios provisions for (the trigger's
+  `quantile`, 0.9 by default). It charges an under-forecast q / (1 - q) times an over-forecast of the
+  same size (9x at 0.9): running short of replicas hurts users, a spare replica only costs money.
+A smooth model often has the better upper quantile while the last value is the better point forecast
+of a noisy series; choosing once for both would give up one of them. Quantiles are averaged level by
+level, which keeps a combination's bounds as calibrated as its members'.
 
 Eligibility: the baseline and naive always compete; a seasonal model only when the history covers
-two of its seasons besides the holdout (e.g. < 2 days + holdout: no daily seasonality to learn).
-The chosen model is then fitted on the whole history. A fit re-evaluates, so the choice follows the
+two of its seasons besides the holdout (< 2 days + holdout: no daily seasonality to learn). The chosen
+members are then fitted on the whole history. Every fit chooses again, so the choice follows the
 workload on the refit schedule.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -40,15 +46,15 @@ class AutoModel(Forecaster):
         self,
         candidates: tuple[str, ...] | list[str] = ("naive", "seasonal_naive", "baseline", "prophet"),
         horizon: int = 6,
-        holdout: int = 288,
+        holdout_seconds: int = 86400,
         origins: int = 48,
         quantile: float = 0.9,
         step: int = 300,
         candidate_params: dict[str, dict] | None = None,
     ) -> None:
-        super().__init__(candidates=list(candidates), horizon=horizon, holdout=holdout, origins=origins,
+        super().__init__(candidates=list(candidates), horizon=horizon, holdout_seconds=holdout_seconds, origins=origins,
                          quantile=quantile, step=step, candidate_params=candidate_params or {})
-        self._inner: Forecaster | None = None
+        self._members: dict[str, Forecaster] | None = None
 
     def _create(self, name: str) -> Forecaster:
         from . import create  # the registry imports this module
@@ -56,7 +62,7 @@ class AutoModel(Forecaster):
         return create(name, **{"step": self.params["step"], **self.params["candidate_params"].get(name, {})})
 
     def eligible(self, n: int, step: int) -> list[str]:
-        holdout = self.params["holdout"]
+        holdout = self._holdout(step)
         out = []
         for name in self.params["candidates"]:
             if name in ALWAYS or (name in SEASONAL and (n - holdout) * step >= SEASONAL[name]):
@@ -65,49 +71,90 @@ class AutoModel(Forecaster):
 
     def _fit(self, history: Series) -> dict[str, Any]:
         step = int(history.timestamps[1] - history.timestamps[0]) if len(history) > 1 else self.params["step"]
-        losses: dict[str, float] = {}
-        if len(history) > self.params["holdout"] + 2:
+        runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        actuals: list[np.ndarray] = []
+        if len(history) > self._holdout(step) + 2:
             for name in self.eligible(len(history), step):
                 try:
-                    losses[name] = self._holdout_loss(name, history)
+                    runs[name], actuals = self._holdout_run(name, history, step)
                 except (HeliosError, ValueError):
                     continue  # a candidate that cannot fit this history is simply not chosen
-        finite = {k: v for k, v in losses.items() if np.isfinite(v)}
-        chosen = min(finite, key=finite.get) if finite else "baseline"
-        self._inner = self._create(chosen).fit(history)
-        return {"chosen": chosen, "losses": losses, "inner": self._inner.to_bytes().decode()}
+        cut = len(history) - self._holdout(step)
+        scale = scores.naive_scale(history.values[:cut])
+        scale = scale if np.isfinite(scale) else 1.0
+        q = self.params["quantile"]
+        point_losses = self._losses(runs, actuals, lambda a, f: scores.mae(a, f[0]) / scale)
+        upper_losses = self._losses(runs, actuals, lambda a, f: scores.pinball(a, f[1], q) / scale)
+        point = min(point_losses, key=point_losses.get).split("+") if runs else ["baseline"]
+        upper = min(upper_losses, key=upper_losses.get).split("+") if runs else ["baseline"]
+        members = list(dict.fromkeys(point + upper))
+        self._members = {name: self._create(name).fit(history) for name in members}
+        return {
+            "point": point, "quantiles": upper,
+            "losses": {**{f"point:{k}": v for k, v in point_losses.items()},
+                       **{f"q{q:g}:{k}": v for k, v in upper_losses.items()}},
+            "members": {name: m.to_bytes().decode() for name, m in self._members.items()},
+        }
 
-    def _holdout_loss(self, name: str, history: Series) -> float:
+    def _holdout(self, step: int) -> int:
+        return max(12, round(self.params["holdout_seconds"] / step))
+
+    def _holdout_run(self, name: str, history: Series, step: int) -> tuple[list, list]:
+        """(point, q-quantile) forecasts of one candidate from each holdout origin, and the actuals."""
         p = self.params
         y, ts = history.values, history.timestamps
-        n, h, cut = len(y), p["horizon"], len(y) - p["holdout"]
-        scale = scores.naive_scale(y[:cut])
-        scale = scale if np.isfinite(scale) else 1.0
+        n, h, cut = len(y), p["horizon"], len(y) - self._holdout(step)
         model = self._create(name).fit(Series(ts[:cut], y[:cut]))
-        losses = []
-        for origin in np.linspace(cut, n - h, p["origins"]).astype(int):
+        forecasts, actuals = [], []
+        for origin in np.unique(np.linspace(cut, n - h, p["origins"]).astype(int)):
             if origin > cut:
                 model.update(Series(ts[:origin], y[:origin]))
             f = model.predict(h)
-            actual = y[origin : origin + h]
-            q = p["quantile"]
-            losses.append(scores.pinball(actual, f.point, 0.5) + scores.pinball(actual, f.quantile(q), q))
-        return float(np.mean(losses)) / 2 / scale
+            forecasts.append((f.point, f.quantile(p["quantile"])))
+            actuals.append(y[origin : origin + h])
+        return forecasts, actuals
+
+    @staticmethod
+    def _losses(runs: dict[str, list], actuals: list[np.ndarray], loss) -> dict[str, float]:
+        """Mean holdout loss of each candidate and of the equal-weight averages of the three best."""
+
+        def mean_loss(members: tuple[str, ...]) -> float:
+            return float(np.mean([
+                loss(actual, np.mean([runs[m][i] for m in members], axis=0)) for i, actual in enumerate(actuals)
+            ]))
+
+        singles = {name: mean_loss((name,)) for name in runs}
+        best = [n for n in sorted(singles, key=singles.get) if np.isfinite(singles[n])][:3]
+        combos = {"+".join(c): mean_loss(c) for r in (2, 3) for c in itertools.combinations(best, r)}
+        return {k: v for k, v in {**singles, **combos}.items() if np.isfinite(v)}
+
+    @property
+    def label(self) -> str:
+        """e.g. `naive` or `naive (quantiles: prophet+naive)`."""
+        point, upper = "+".join(self.state["point"]), "+".join(self.state["quantiles"])
+        return point if point == upper else f"{point} (quantiles: {upper})"
 
     def describe(self) -> dict[str, Any]:
-        return {"chosen": self.state["chosen"], "losses": self.state["losses"]}
+        return {"chosen": self.label, "losses": self.state["losses"]}
 
-    def _model(self) -> Forecaster:
-        if self._inner is None:
+    def _models(self) -> dict[str, Forecaster]:
+        if self._members is None:
             from . import load
 
-            self._inner = load(self.state["inner"].encode())
-        return self._inner
+            self._members = {name: load(m.encode()) for name, m in self.state["members"].items()}
+        return self._members
 
     def update(self, recent: Series) -> AutoModel:
-        inner = self._model().update(recent)
-        self.state = {**self.state, "inner": inner.to_bytes().decode()}
+        members = {name: m.update(recent) for name, m in self._models().items()}
+        self.state = {**self.state, "members": {name: m.to_bytes().decode() for name, m in members.items()}}
         return self
 
     def _predict(self, horizon: int, levels: tuple[float, ...]) -> Forecast:
-        return self._model().predict(horizon, levels)
+        forecasts = {name: m.predict(horizon, levels) for name, m in self._models().items()}
+        first = next(iter(forecasts.values()))
+        # Averaging quantile by quantile keeps a combination's bounds as calibrated as its members'.
+        return Forecast(
+            model=self.label, start=first.start, step=first.step,
+            point=np.mean([forecasts[m].point for m in self.state["point"]], axis=0),
+            quantiles=np.mean([forecasts[m].quantiles for m in self.state["quantiles"]], axis=0), levels=first.levels,
+        )

@@ -84,9 +84,30 @@ def test_auto_picks_naive_for_a_random_walk_and_baseline_for_a_noisy_trend():
     picked = {}
     for name, s in (("walk", walk), ("trend", trend)):
         model = AutoModel(candidates=("naive", "baseline"), horizon=6).fit(s)
-        picked[name] = model.describe()["chosen"]
-        assert set(model.describe()["losses"]) == {"naive", "baseline"}
-    assert picked == {"walk": "naive", "trend": "baseline"}
+        losses = model.describe()["losses"]
+        point = {k.removeprefix("point:"): v for k, v in losses.items() if k.startswith("point:")}
+        upper = {k.removeprefix("q0.9:"): v for k, v in losses.items() if k.startswith("q0.9:")}
+        expected = {frozenset({"naive"}), frozenset({"baseline"}), frozenset({"naive", "baseline"})}
+        assert {frozenset(k.split("+")) for k in point} == {frozenset(k.split("+")) for k in upper} == expected
+        assert model.state["point"] == min(point, key=point.get).split("+")
+        assert model.state["quantiles"] == min(upper, key=upper.get).split("+")
+        picked[name] = model.state["point"]
+    assert picked == {"walk": ["naive"], "trend": ["baseline"]}
+
+
+def test_auto_chooses_the_point_and_the_quantiles_separately_and_averages_quantile_by_quantile():
+    rng = np.random.default_rng(4)
+    s = series(100 + 20 * np.sin(np.arange(2000) / 40) + rng.normal(0, 6, 2000))
+    auto = AutoModel(candidates=("naive", "baseline"), horizon=6)
+    rigged = {"naive": 0.5, "baseline": 0.1, "naive+baseline": 0.4}  # point: baseline
+    auto._losses = lambda runs, actuals, loss: rigged if loss(np.zeros(6), (np.zeros(6), np.ones(6))) == 0 \
+        else {"naive": 0.5, "baseline": 0.5, "naive+baseline": 0.1}  # quantiles: the average
+    auto.fit(s)
+    f = auto.predict(6)
+    naive, baseline = create("naive").fit(s).predict(6), create("baseline").fit(s).predict(6)
+    assert f.model == "baseline (quantiles: naive+baseline)" == auto.describe()["chosen"]
+    assert np.allclose(f.point, baseline.point)
+    assert np.allclose(f.quantile(0.9), (naive.quantile(0.9) + baseline.quantile(0.9)) / 2)
 
 
 def test_auto_leaves_out_seasonal_candidates_without_two_days_of_history():
@@ -94,7 +115,8 @@ def test_auto_leaves_out_seasonal_candidates_without_two_days_of_history():
     assert auto.eligible(n=288 + 2 * 288, step=STEP) == ["naive", "seasonal_naive", "baseline", "prophet"]
     assert auto.eligible(n=288 + 287, step=STEP) == ["naive", "baseline"]
     short = auto.fit(series(np.sin(np.arange(400) / 10)))
-    assert set(short.describe()["losses"]) <= {"naive", "baseline"}
+    labels = [k.split(":", 1)[1] for k in short.describe()["losses"]]
+    assert {m for label in labels for m in label.split("+")} <= {"naive", "baseline"}
 
 
 def test_auto_round_trips_and_updates_through_its_chosen_model():
