@@ -125,7 +125,7 @@ class AutoModel(Forecaster):
 
         singles = {name: mean_loss((name,)) for name in runs}
         best = [n for n in sorted(singles, key=singles.get) if np.isfinite(singles[n])][:3]
-        combos = {"+".join(c): mean_loss(c) for r in (2, 3) for c in itertools.combinations(best, r)}
+        combos = {"+".join(sorted(c)): mean_loss(c) for r in (2, 3) for c in itertools.combinations(best, r)}
         return {k: v for k, v in {**singles, **combos}.items() if np.isfinite(v)}
 
     @property
