@@ -22,33 +22,25 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from helios.adapters.file import read_csv
 from helios.engine import scores
 from helios.engine.align import align
 from helios.engine.backtest import backtest
 from helios.engine.errors import HeliosError
+from helios.scaler.cmd_backtest import native_step
 from helios.scaler.durations import parse_duration
 
 MODELS = ("naive", "seasonal_naive", "baseline", "prophet", "auto")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def native_step(path: str) -> int:
-    """The series' most common sampling step (5 min for most files, 30 min for NYC taxi, a day for
-    Peyton Manning): forecasting on the series' own grid, not an interpolated finer one."""
-    ts = read_csv(path).timestamps
-    steps, counts = np.unique(np.diff(ts), return_counts=True)
-    return int(steps[counts.argmax()])
-
-
 def run_series(job: tuple[str, float, int, float]) -> list[dict]:
     path, horizon_seconds, origins, spacing_seconds = job
-    step = native_step(path)
+    trace = read_csv(path)
+    step = native_step(trace)  # 30-minute and daily series are forecast on their own grid
     horizon = max(1, math.ceil(horizon_seconds / step))
     spacing = max(1, round(spacing_seconds / step))
-    s = align(read_csv(path), step)
+    s = align(trace, step)
     scale = scores.naive_scale(s.values)
     rows = []
     for model in MODELS:

@@ -162,7 +162,7 @@ class Refresher:
             if found is None:
                 return
             version, files = found
-            model, manifest = await asyncio.to_thread(open_bundle, files)
+            _, manifest = await asyncio.to_thread(open_bundle, files)  # verifies hashes, format and model
         except (ArtifactError, OSError) as e:
             log.warning("refusing stored model; fitting afresh", extra={"workload": "/".join(key), "error": str(e)})
             return
@@ -172,7 +172,7 @@ class Refresher:
             log.info("stored model was trained for other settings; fitting afresh",
                      extra={"workload": "/".join(key), "version": version, "model": manifest["model"]})
             return
-        w.artifact, w.fitted_with, w.fitted_at = model.to_bytes(), (trigger.model, params), manifest["trained_at"]
+        w.artifact, w.fitted_with, w.fitted_at = files["model.json"], (trigger.model, params), manifest["trained_at"]
         metrics = json.loads(files.get("metrics.json", b"{}"))
         self._store.put(replace(self._store.get(key), model_version=version, backtest=metrics))
         log.info("starting from stored model", extra={"workload": "/".join(key), "version": version})
