@@ -61,7 +61,7 @@ class ModelRunner:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             raise
-        self._telemetry.inference_seconds.labels(model, operation).observe(time.perf_counter() - started)
+        self._telemetry.fit_seconds.labels(model, operation).observe(time.perf_counter() - started)
         return result
 
     def close(self) -> None:

@@ -8,13 +8,14 @@ SLOW_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0)
 
 class Telemetry:
     def __init__(self, registry: CollectorRegistry) -> None:
+        # The seed's names: "inference" is every answer Helios gives, KEDA's calls and the admin API's.
         self.requests = Counter(
-            "helios_grpc_requests", "gRPC calls handled, by method and status code",
-            ["method", "code"], registry=registry,
+            "helios_inference_requests", "gRPC calls handled, by rpc and status code",
+            ["rpc", "code"], registry=registry,
         )
         self.request_seconds = Histogram(
-            "helios_grpc_request_duration_seconds", "Time to answer a unary gRPC call",
-            ["method"], buckets=FAST_BUCKETS, registry=registry,
+            "helios_inference_duration_seconds", "Time to answer a unary gRPC call, by rpc",
+            ["rpc"], buckets=FAST_BUCKETS, registry=registry,
         )
         self.active_streams = Gauge(
             "helios_stream_is_active_streams", "Open StreamIsActive streams", registry=registry
@@ -31,8 +32,20 @@ class Telemetry:
             "helios_source_errors", "Failed fetches, by source and error kind",
             ["source", "kind"], registry=registry,
         )
-        self.inference_seconds = Histogram(
-            "helios_inference_duration_seconds",
+        self.fit_seconds = Histogram(
+            "helios_model_fit_duration_seconds",
             "Time to fit (or update) a model and forecast, worker round trip included",
             ["model", "operation"], buckets=SLOW_BUCKETS, registry=registry,
+        )
+        self.anomaly_detections = Counter(
+            "helios_anomaly_detections", "New anomalies flagged on workloads' latest samples, by severity",
+            ["severity"], registry=registry,
+        )
+        self.recommendations = Counter(
+            "helios_recommendations", "Recommendations made (one per workload refresh with a new forecast), by action",
+            ["action"], registry=registry,
+        )
+        self.scaling_actions = Counter(
+            "helios_scaling_actions", "Recommendations that change the replica count, by action",
+            ["action"], registry=registry,
         )

@@ -196,7 +196,7 @@ async def test_metrics_endpoint_exports_the_served_value_per_workload(start_app,
     assert sample_value(text, "helios_implied_replicas", **labels) == 3  # ceil(20 / 8)
     assert sample_value(text, "helios_forecast_value", bound="point", **labels) == pytest.approx(20.0)
     assert sample_value(text, "helios_workloads") == 1
-    assert sample_value(text, "helios_grpc_requests_total", method="GetMetrics", code="OK") == 1
+    assert sample_value(text, "helios_inference_requests_total", rpc="GetMetrics", code="OK") == 1
 
 
 async def test_idle_workloads_are_dropped_and_disappear_from_metrics(start_app, client_for):

@@ -8,7 +8,7 @@ from ..helpers import daily_wave, fast_settings, sample_value, write_trace
 
 
 def inferences(client, operation: str, model: str = "baseline") -> float:
-    value = sample_value(client.scrape(), "helios_inference_duration_seconds_count", model=model, operation=operation)
+    value = sample_value(client.scrape(), "helios_model_fit_duration_seconds_count", model=model, operation=operation)
     return value or 0
 
 

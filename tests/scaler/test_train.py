@@ -23,7 +23,7 @@ def scaled_object(tmp_path, triggers: dict[str, dict]):
 
 
 def fits(client, operation, model="baseline"):
-    return sample_value(client.scrape(), "helios_inference_duration_seconds_count", model=model,
+    return sample_value(client.scrape(), "helios_model_fit_duration_seconds_count", model=model,
                         operation=operation) or 0
 
 
