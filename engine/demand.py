@@ -46,3 +46,15 @@ def sanitize(value: float) -> float:
     if math.isnan(value):
         return 0.0
     return min(max(value, 0.0), 1e15)
+
+
+def interval_confidence(forecast: Forecast, index: int, level: float) -> float:
+    """How sure the forecast is of step `index`: 1 - (upper - lower) / (2 |point|) of its `level`
+    interval, clamped to [0, 1]. An interval of +-20 % around the point gives 0.8; one as wide as the
+    point itself, or a point of zero with any spread, gives 0."""
+    lower, upper = forecast.interval(level)
+    width = float(upper[index] - lower[index])
+    scale = 2 * abs(float(forecast.point[index]))
+    if width <= 0:
+        return 1.0
+    return min(max(1.0 - width / scale, 0.0), 1.0) if scale > 0 else 0.0

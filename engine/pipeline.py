@@ -5,10 +5,14 @@ its schedule; between fits `update` moves the fitted model to the newest data ch
 travels between processes as its artifact bytes (Forecaster.to_bytes), never pickled.
 """
 
+import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from .align import align
+from .anomaly import detector_class
+from .anomaly.base import AnomalyScores, Severity
 from .errors import InsufficientData
 from .models import create, load
 from .types import Forecast, Series
@@ -38,3 +42,42 @@ def _aligned(history: Series, step: int) -> Series:
     if len(aligned) == 0:
         raise InsufficientData("no samples to fit on")
     return aligned
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The anomaly score of a workload's newest sample, and the detector to score the next one with."""
+
+    detector: str
+    # The fitted detector, zlib-compressed (xgboost's trees shrink about 4x: it is kept per workload),
+    # when it can be saved; None: the detector is refitted next time (the references: cheap).
+    artifact: bytes | None
+    timestamp: int
+    value: float
+    score: float  # standard deviations, signed; NaN when the detector cannot say yet
+    severity: Severity
+
+
+def detect_all(detector: str, series: Series, step: int) -> tuple[Series, AnomalyScores]:
+    """Fit `detector` on `series` and score every step of it (the admin API's Detect)."""
+    aligned = _aligned(series, step)
+    return aligned, detector_class(detector)().fit(aligned).score(aligned)
+
+
+def score_latest(detector: str, artifact: bytes | None, history: Series, step: int, params: dict | None = None,
+                 ) -> Scored:
+    """Score the newest step of `history`. With `artifact` the saved detector scores it (cheap); without,
+    a detector is fitted on the history first (xgboost: seconds), as at each model fit."""
+    aligned = _aligned(history, step)
+    cls = detector_class(detector)
+    if artifact is not None and hasattr(cls, "from_bytes"):
+        fitted = cls.from_bytes(zlib.decompress(artifact))
+        recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
+        scores = fitted.score(recent)
+    else:
+        fitted = cls(**(params or {})).fit(aligned)
+        artifact = zlib.compress(fitted.to_bytes()) if hasattr(fitted, "to_bytes") else None
+        scores = fitted.score(aligned)
+    score = float(scores.scores[-1])
+    return Scored(detector, artifact, int(aligned.end), float(aligned.values[-1]), score,
+                  Severity(int(scores.severity[-1])) if not math.isnan(score) else Severity.NONE)

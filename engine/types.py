@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -83,6 +84,17 @@ class Forecast:
         q.setflags(write=False)
         object.__setattr__(self, "point", point)
         object.__setattr__(self, "quantiles", q)
+
+    @classmethod
+    def from_interval(cls, model: str, start: int, step: int, point, lower, upper, level: float) -> Forecast:
+        """A forecast known only by its point and one central interval (a caller's own forecast): the
+        quantiles of a normal distribution around the point whose `level` interval has that width
+        (the wider side, so an asymmetric interval is never made narrower)."""
+        point, lower, upper = (np.asarray(a, dtype=np.float64) for a in (point, lower, upper))
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        sigma = np.maximum(point - lower, upper - point).clip(min=0) / z
+        offsets = np.array([NormalDist().inv_cdf(q) for q in QUANTILE_LEVELS])
+        return cls(model, start, step, point, point[None, :] + offsets[:, None] * sigma[None, :])
 
     @property
     def horizon(self) -> int:
