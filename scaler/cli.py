@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from . import cmd_backtest, cmd_detect, cmd_train
+from . import cmd_backtest, cmd_detect, cmd_simulate, cmd_train
 from .settings import ConfigError, load_settings
 
 
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 # Sub-commands beside `serve`: modules with register(subparsers), which set_defaults(run=...).
-_COMMANDS: list = [cmd_backtest, cmd_train, cmd_detect]
+_COMMANDS: list = [cmd_backtest, cmd_train, cmd_detect, cmd_simulate]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+"""`helios simulate TRACE...`: replay demand traces through KEDA and the HPA, Helios against reactive scaling."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from helios.adapters.file import read_csv
+from helios.engine.errors import HeliosError
+
+from .cmd_backtest import csv_files, native_step
+from .durations import parse_duration
+from .metadata import InvalidMetadata
+from .settings import ConfigError, load_settings
+from .simulate.compare import Replay, compare, policy_names
+from .simulate.hpa import Behavior
+from .simulate.loop import Cluster
+
+COLUMNS = ("trace", "policy", "underprovisioned_fraction", "unserved_fraction", "replica_hours", "overprovision_mean",
+           "scale_events")
+# Flags that become the trigger's scalerMetadata, validated by the scaler's own parser.
+TRIGGER_FLAGS = {"quantile": "quantile", "lead_time": "leadTime", "horizon": "horizon"}
+
+
+def register(commands) -> None:
+    p = commands.add_parser("simulate", help="replay demand traces through KEDA + HPA: Helios vs reactive vs oracle",
+                            description="Replays `timestamp,value` demand traces through KEDA polling, the HPA "
+                                        "(AverageValue target, tolerance, behavior) and pods that start after a "
+                                        "delay, once per policy, and reports how often each was under-provisioned "
+                                        "and what it cost.")
+    p.add_argument("paths", nargs="+", metavar="TRACE", help="timestamp,value CSV files or folders of them")
+    p.add_argument("--policies", default="reactive,baseline,oracle",
+                   help="comma-separated: reactive, oracle, or a Helios model name (default reactive,baseline,oracle)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-value", type=float, metavar="X",
+                        help="the trigger's targetValue (default: the window's 99th percentile / --peak-replicas)")
+    target.add_argument("--peak-replicas", type=int, default=20, metavar="N",
+                        help="scale each trace so its 99th percentile needs N replicas (default 20)")
+    p.add_argument("--capacity", type=float, metavar="X", help="demand one ready replica serves (default: targetValue)")
+    p.add_argument("--startup-delay", default="2m", help="pod creation to ready (default 2m)")
+    p.add_argument("--polling-interval", default="30s", help="KEDA's pollingInterval, also Helios's refresh (30s)")
+    p.add_argument("--sync-period", default="15s", help="the HPA's sync period, the simulation's tick (15s)")
+    p.add_argument("--min-replicas", type=int, default=1)
+    p.add_argument("--max-replicas", type=int, default=100)
+    p.add_argument("--tolerance", type=float, default=0.1, help="the HPA's tolerance (default 0.1)")
+    p.add_argument("--behavior", metavar="FILE", help="YAML of the HPA's spec.behavior (default: Kubernetes')")
+    p.add_argument("--quantile", help="trigger quantile (default: models.quantile)")
+    p.add_argument("--lead-time", help="trigger leadTime (default: models.lead_time)")
+    p.add_argument("--horizon", help="trigger horizon (default: models.horizon)")
+    p.add_argument("--config", metavar="FILE", help="Helios settings YAML (models, metrics) as `serve` reads it")
+    p.add_argument("--warmup", default="7d", help="history before the simulated window (default 7d)")
+    p.add_argument("--days", type=float, help="simulate only the last N days (default: all after the warm-up)")
+    p.add_argument("--step", default="native", help="Helios's metrics.step: a duration, or `native` (each "
+                                                    "trace's most common step, default)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--plot", metavar="DIR", help="write one PNG per trace: demand and each policy's ready capacity")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        policies = _policies(args.policies)
+        cluster = _cluster(args)
+        replay = Replay(warmup=parse_duration(args.warmup), days=args.days, peak_replicas=args.peak_replicas,
+                        trigger={key: getattr(args, flag) for flag, key in TRIGGER_FLAGS.items()
+                                 if getattr(args, flag) is not None})
+        fixed_step = None if args.step == "native" else int(parse_duration(args.step))
+        settings = load_settings(args.config)
+        traces = {f.name: read_csv(str(f)) for f in csv_files(args.paths)}
+    except (ConfigError, HeliosError, ValueError) as e:
+        return _fail(str(e))
+    rows = []
+    for name, trace in traces.items():
+        try:
+            result = compare(name, trace, policies, cluster, replay, settings, fixed_step or native_step(trace))
+        except InvalidMetadata as e:
+            return _fail(_flag_names(str(e)))
+        except (HeliosError, ValueError) as e:
+            return _fail(f"{name}: {e}")
+        rows += result.rows()
+        if args.plot:
+            from .simulate.plot import plot
+
+            plot(Path(args.plot), result)
+    print(json.dumps(rows, indent=1) if args.format == "json" else table(rows))
+    return 0
+
+
+def _policies(text: str) -> list[str]:
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in policy_names()]
+    if unknown or not chosen:
+        raise ValueError(f"--policies: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"allowed: {', '.join(policy_names())}")
+    return list(dict.fromkeys(chosen))
+
+
+def _cluster(args: argparse.Namespace) -> Cluster:
+    problems = [f"--{flag.replace('_', '-')} must be > 0" for flag in ("target_value", "capacity", "peak_replicas")
+                if getattr(args, flag) is not None and getattr(args, flag) <= 0]
+    if not 1 <= args.min_replicas <= args.max_replicas:
+        problems.append("--min-replicas must be >= 1 and <= --max-replicas")
+    if not 0 <= args.tolerance < 1:
+        problems.append("--tolerance must be in [0, 1)")
+    if problems:
+        raise ValueError("; ".join(problems))
+    durations = {}
+    for flag in ("startup_delay", "polling_interval", "sync_period"):
+        seconds = parse_duration(getattr(args, flag))
+        least = 0 if flag == "startup_delay" else 1  # pods may start at once; the loops must tick
+        if seconds < least:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least {least}s")
+        durations[flag] = seconds
+    return Cluster(target_value=args.target_value, capacity=args.capacity, min_replicas=args.min_replicas,
+                   max_replicas=args.max_replicas, tolerance=args.tolerance, behavior=_behavior(args.behavior),
+                   **durations)
+
+
+def _behavior(path: str | None) -> Behavior:
+    if path is None:
+        return Behavior()
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+        return Behavior.model_validate(doc)
+    except OSError as e:
+        raise ValueError(f"--behavior {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"--behavior {path}: not valid YAML: {e}") from None
+    except ValidationError as e:
+        problems = [f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ValueError(f"--behavior {path}: " + "; ".join(problems)) from None
+
+
+def _flag_names(message: str) -> str:
+    """The scaler's metadata errors name trigger keys; here the user typed flags."""
+    for flag, key in TRIGGER_FLAGS.items():
+        message = message.replace(f"{key}=", f"--{flag.replace('_', '-')}=")
+    return message
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> int:
+    print(f"helios simulate: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,91 @@
+"""Every policy on one trace, with the same cluster, the same window and the same Helios settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from helios.adapters.file import FileSource
+from helios.engine.models import MODELS
+from helios.engine.types import Series
+
+from ..metadata import MetadataParser
+from ..settings import Settings
+from .loop import Cluster, Run, simulate
+from .policies import Demand, ForecastTape, Helios, Oracle, Reactive
+
+BENCHMARKS = ("reactive", "oracle")  # the policies that are not a Helios model
+
+
+def policy_names() -> list[str]:
+    return [*BENCHMARKS, *sorted(MODELS)]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What to replay: the window and the knobs shared by every policy."""
+
+    warmup: float = 7 * 86400.0  # history before the window (what the models start from)
+    days: float | None = None  # simulate only the last `days` of the trace
+    peak_replicas: int = 20  # with no target value: the window's 99th percentile needs this many replicas
+    trigger: dict[str, str] = field(default_factory=dict)  # scalerMetadata keys: quantile, leadTime, horizon
+
+
+def window(trace: Series, replay: Replay) -> tuple[float, float]:
+    first, end = trace.timestamps[0], trace.timestamps[-1]
+    start = first + replay.warmup
+    if replay.days is not None:
+        start = max(start, end - replay.days * 86400)
+    if start >= end:
+        span = (end - first) / 86400
+        raise ValueError(f"the trace spans {span:.2f} days: nothing is left after a warm-up of "
+                         f"{replay.warmup / 86400:g} days (--warmup)")
+    return float(start), float(end)
+
+
+def resolve(cluster: Cluster, demand: Demand, start: float, end: float, peak_replicas: int) -> Cluster:
+    """The cluster with its target value (by default: the window's 99th percentile of demand needs
+    `peak_replicas` replicas, so every trace needs between 1 and about that many) and capacity."""
+    target = cluster.target_value
+    if target is None:
+        p99 = float(np.percentile(demand.at(np.arange(start, end, cluster.sync_period)), 99))
+        if p99 <= 0:
+            raise ValueError("the demand is 0 in the simulated window: give --target-value")
+        target = p99 / peak_replicas
+    return replace(cluster, target_value=target, capacity=cluster.capacity or target)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    trace: str
+    cluster: Cluster  # resolved: its target value and capacity are set
+    runs: dict[str, Run]  # by policy
+
+    def rows(self) -> list[dict]:
+        return [run.outcome.row(self.trace, policy) for policy, run in self.runs.items()]
+
+
+def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster, replay: Replay,
+            settings: Settings, step: int) -> Comparison:
+    """Run each policy on `trace` over the replay window."""
+    demand = Demand(trace)
+    start, end = window(trace, replay)
+    cluster = resolve(cluster, demand, start, end, replay.peak_replicas)
+    target = cluster.target_value
+    parse = MetadataParser({"file": FileSource}, settings.models, MODELS)
+    runs = {}
+    for policy in policies:
+        if policy == "reactive":
+            chosen = Reactive(trace)
+        elif policy == "oracle":
+            lookahead = cluster.startup_delay + cluster.polling_interval + cluster.sync_period
+            chosen = Oracle(trace, lookahead, cluster.tolerance)
+        else:
+            trigger = parse("sim", name[:63], {"source": "file", "path": name, "targetValue": repr(target),
+                                               "model": policy, **replay.trigger})
+            tape = ForecastTape(trace, trigger, settings.models, settings.metrics, step)
+            chosen = Helios(tape, trigger, settings.metrics.staleness_limit)
+        runs[policy] = simulate(demand, chosen, cluster, start, end)
+    return Comparison(name, cluster, runs)

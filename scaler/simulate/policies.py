@@ -1,0 +1,126 @@
+"""What each policy tells the HPA at a KEDA poll: the metric value, or None when the scaler fails.
+
+- reactive: the last sample at or before now, what a Prometheus trigger on the same signal answers;
+- helios: the value GetMetrics would serve, made by Helios's own code (engine.pipeline fits and
+  updates on the refresher's schedule, scaler.state.answer on the snapshot), from data up to now;
+- oracle: the true demand ahead, to bound what any policy can reach through the same HPA.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from helios.engine.errors import HeliosError
+from helios.engine.pipeline import fit_and_forecast, update_and_forecast
+from helios.engine.types import Series
+
+from ..metadata import TriggerSpec
+from ..settings import MetricsSettings, ModelsSettings
+from ..state import Availability, Snapshot, answer
+
+
+class Demand:
+    """The trace as a demand curve: linear between samples (missing samples skipped)."""
+
+    def __init__(self, trace: Series) -> None:
+        present = ~np.isnan(trace.values)
+        self.timestamps = trace.timestamps[present].astype(np.float64)
+        self.values = trace.values[present]
+
+    def at(self, t: np.ndarray | float) -> np.ndarray | float:
+        return np.interp(t, self.timestamps, self.values)
+
+    def peak(self, start: float, end: float) -> float:
+        """The highest demand in [start, end]: at an end of the window or at a sample inside it."""
+        lo, hi = np.searchsorted(self.timestamps, [start, end], side="right")
+        inside = self.values[lo:hi]
+        return float(max(self.at(start), self.at(end), inside.max() if inside.size else -math.inf))
+
+
+class Reactive:
+    def __init__(self, trace: Series) -> None:
+        self._demand = Demand(trace)
+
+    def metric(self, now: float) -> float | None:
+        i = bisect.bisect_right(self._demand.timestamps, now) - 1
+        return float(self._demand.values[i]) if i >= 0 else None
+
+
+class Oracle:
+    """Knows the future: asks for the peak true demand from now until the last moment that pods ordered
+    on this answer start serving (the HPA uses it for one polling interval, plus a sync period, and
+    pods are ready a startup delay later), raised just past the HPA's tolerance so that the HPA never
+    leaves it inside the no-change band. So the HPA always orders enough pods in time, unless its rate
+    limits or max replicas forbid it: no policy is under-provisioned less often through the same HPA.
+    The price is up to `tolerance` more replicas than the peak needs."""
+
+    def __init__(self, trace: Series, lookahead: float, tolerance: float) -> None:
+        self._demand = Demand(trace)
+        self.lookahead = lookahead
+        self._raise = (1 + tolerance) * (1 + 1e-6)
+
+    def metric(self, now: float) -> float | None:
+        return self._demand.peak(now, now + self.lookahead) * self._raise
+
+
+class ForecastTape:
+    """The snapshots the refresher would publish for one workload, refreshed at the times asked.
+
+    Each refresh reads the trace as the `file` source does (the samples of the last `metrics.history`
+    up to now), publishes the observed value, and fits the model when none is fitted or
+    `models.refit_interval` has passed, otherwise updates it when a new sample arrived — the
+    Refresher's schedule. Fits take no simulated time. Times must not decrease.
+    """
+
+    def __init__(self, trace: Series, trigger: TriggerSpec, models: ModelsSettings, metrics: MetricsSettings,
+                 step: int) -> None:
+        self._trace, self._models, self._metrics, self._step = trace, models, metrics, step
+        self._horizon = max(1, math.ceil(trigger.horizon / step))
+        self._model = trigger.model
+        self._params = models.params_for(trigger.model, self._horizon, trigger.quantile)
+        self.snapshot = Snapshot(trigger)
+        self._artifact: bytes | None = None
+        self._fitted_at = -math.inf
+        self.fits = self.updates = self.failures = 0
+
+    def refresh(self, now: float) -> Snapshot:
+        history = self._trace.between(now - self._metrics.history, now)
+        last = history.last_value()
+        if last is None:  # the refresher's NoData: the last snapshot stays
+            return self.snapshot
+        old = self.snapshot
+        self.snapshot = replace(old, observed=last, data_end=history.end, refreshed_at=now)
+        refit = self._artifact is None or now - self._fitted_at >= self._models.refit_interval
+        if not refit and old.forecast is not None and (history.end, last) == (old.data_end, old.observed):
+            return self.snapshot
+        try:
+            if refit:
+                fitted = fit_and_forecast(self._model, self._params, history, self._step, self._horizon)
+                self._fitted_at = now
+                self.fits += 1
+            else:
+                fitted = update_and_forecast(self._artifact, history, self._step, self._horizon)
+                self.updates += 1
+        except (HeliosError, ValueError):  # the refresher's fit_error: observed and old forecast stay
+            self.failures += 1
+            return self.snapshot
+        self._artifact = fitted.artifact
+        self.snapshot = replace(self.snapshot, forecast=fitted.forecast, forecast_at=now, fitted_at=self._fitted_at,
+                                model_details=fitted.details)
+        return self.snapshot
+
+
+class Helios:
+    """GetMetrics' value at each poll, from the tape's latest snapshot (refreshed at the same moment:
+    the refresher and KEDA both run every polling interval)."""
+
+    def __init__(self, tape: ForecastTape, trigger: TriggerSpec, staleness_limit: float) -> None:
+        self._tape, self._trigger, self._staleness = tape, trigger, staleness_limit
+
+    def metric(self, now: float) -> float | None:
+        a = answer(self._tape.refresh(now), self._trigger, now, self._staleness)
+        return a.value if a.availability is Availability.OK else None  # else KEDA reports an error
