@@ -3,7 +3,8 @@
 from .base import MetricSource
 from .demo import DemoSource
 from .file import FileSource
+from .prometheus import PrometheusSource
 
-SOURCES: dict[str, type] = {s.name: s for s in (DemoSource, FileSource)}
+SOURCES: dict[str, type] = {s.name: s for s in (DemoSource, FileSource, PrometheusSource)}
 
 __all__ = ["SOURCES", "MetricSource"]

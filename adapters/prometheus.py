@@ -1,0 +1,216 @@
+"""`source: prometheus`: PromQL range queries through prometheus-api-client.
+
+A trigger sets `query` (PromQL that returns one series) and optionally `serverAddress` (another
+Prometheus than the configured one). The standard metrics read cAdvisor, kube-state-metrics,
+postgres_exporter and redis_exporter series under their usual names (DEFAULT_QUERIES), each
+overridable from config. Credentials (bearer token, basic auth) are sent only to the configured
+server: a trigger naming another `serverAddress` cannot collect Helios's token.
+
+Prometheus evaluates a range query at instants `resolution` apart (default 60 s); the shared contract
+then averages those instants into each step, so a step's value is the mean over its minutes, not the
+one instant at its start.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
+from typing import Any, ClassVar, NamedTuple
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+
+from .contract import MetricQuery, QueryAdapter, RawSeries
+
+MAX_POINTS = 11_000  # Prometheus refuses a range query of more points per series than this
+
+_WORKLOAD = 'namespace="$namespace", pod=~"$pod"'
+_INSTANCE = 'pod=~"$instance_pod"'
+
+
+def _cpu(pods: str) -> str:
+    containers = f'{pods}, container!="", container!="POD"'  # "" and POD: cAdvisor's pod-level sums
+    return (f"sum(rate(container_cpu_usage_seconds_total{{{containers}}}[5m]))"
+            f' / sum(kube_pod_container_resource_limits{{{pods}, resource="cpu"}})')
+
+
+def _memory(pods: str, per_limit: bool) -> str:
+    used = f'sum(container_memory_working_set_bytes{{{pods}, container!="", container!="POD"}})'
+    return f'{used} / sum(kube_pod_container_resource_limits{{{pods}, resource="memory"}})' if per_limit else used
+
+
+def _redis_rate(name: str) -> str:
+    return f"sum(rate({name}{{{_INSTANCE}}}[5m]))"
+
+
+# $namespace, $workload and $instance are the values as PromQL string contents; $pod matches the pods
+# of $workload (`<workload>-...`, or every pod when no workload is given), $instance_pod those of a
+# database or cache instance run as a StatefulSet or Deployment of that name (exporters as sidecars).
+DEFAULT_QUERIES: dict[str, MetricQuery] = {
+    "cpu_utilization": MetricQuery(_cpu(_WORKLOAD)),
+    "memory_utilization": MetricQuery(_memory(_WORKLOAD, per_limit=True)),
+    "memory_bytes": MetricQuery(_memory(_WORKLOAD, per_limit=False)),
+    # Per container, not summed in PromQL: a summed counter would show a reset whenever a pod goes away.
+    "restart_count": MetricQuery(f"kube_pod_container_status_restarts_total{{{_WORKLOAD}}}"),
+    "db_cpu_utilization": MetricQuery(_cpu(_INSTANCE)),
+    "db_memory_utilization": MetricQuery(_memory(_INSTANCE, per_limit=True)),
+    "db_connections": MetricQuery(f"sum(pg_stat_activity_count{{{_INSTANCE}}})"),
+    "db_replication_lag": MetricQuery(f"max(pg_replication_lag_seconds{{{_INSTANCE}}})"),
+    "redis_memory_utilization": MetricQuery(
+        f"sum(redis_memory_used_bytes{{{_INSTANCE}}}) / sum(redis_memory_max_bytes{{{_INSTANCE}}} > 0)"),
+    "redis_connections": MetricQuery(f"sum(redis_connected_clients{{{_INSTANCE}}})"),
+    "redis_hit_rate": MetricQuery(
+        f"{_redis_rate('redis_keyspace_hits_total')}"
+        f" / ({_redis_rate('redis_keyspace_hits_total')} + {_redis_rate('redis_keyspace_misses_total')})"),
+}
+
+
+@dataclass(frozen=True)
+class PrometheusParams:
+    query: str
+    server_address: str | None = None  # default: the configured sources.prometheus.url
+
+
+class PromQuery(NamedTuple):
+    expr: str
+    server: str | None = None  # None: the configured server, with its credentials
+
+
+class PrometheusSource(QueryAdapter):
+    name: ClassVar[str] = "prometheus"
+    Params: ClassVar[type] = PrometheusParams
+    queries = DEFAULT_QUERIES
+
+    def __init__(self, url: str = "http://localhost:9090", *, bearer_token: str | None = None,
+                 bearer_token_file: str | None = None, username: str | None = None, password: str | None = None,
+                 ca_file: str | None = None, insecure_skip_verify: bool = False, resolution: int = 60,
+                 **contract: Any) -> None:
+        super().__init__(**contract)
+        if bearer_token and username:
+            raise ValueError("set either a bearer token or basic auth (username/password), not both")
+        self.url = url.rstrip("/")
+        self.resolution = int(resolution)
+        self._token, self._token_file = bearer_token, bearer_token_file
+        self._auth = (username, password or "") if username else None
+        self._verify: bool | str = False if insecure_skip_verify else (ca_file or True)
+        self._clients: dict[str, PrometheusConnect] = {}
+
+    # --- the contract's hooks -----------------------------------------------------------------
+
+    def _render(self, template: Any, values: Mapping[str, str]) -> PromQuery:
+        workload, instance = values.get("workload", ""), values.get("instance", "")
+        variables = {
+            "namespace": promql_string(values.get("namespace", "")),
+            "workload": promql_string(workload),
+            "instance": promql_string(instance),
+            "pod": promql_string(re.escape(workload) + "-.+" if workload else ".+"),
+            "instance_pod": promql_string(re.escape(instance) + "(-.+)?"),
+        }
+        return PromQuery(Template(template).substitute(variables))  # `$`: PromQL's own {} stay as they are
+
+    def _trigger_query(self, params: PrometheusParams) -> PromQuery:
+        server = params.server_address.rstrip("/") if params.server_address else None
+        return PromQuery(params.query, None if server == self.url else server)
+
+    def _query_range(self, query: Any, start: int, end: int, step: int) -> list[RawSeries]:
+        if not isinstance(query, PromQuery):
+            query = PromQuery(str(query))
+        server = query.server or self.url
+        resolution = self._resolution(start, end, step)
+        try:
+            result = self._client(query.server).custom_query_range(
+                query.expr, _utc(start), _utc(end), str(resolution), timeout=self.retry.timeout)
+        except PrometheusApiClientException as e:
+            raise _http_error(server, str(e)) from None
+        except requests.exceptions.SSLError as e:
+            raise SourceUnauthorized(f"{server}: TLS verification failed ({_reason(e)}); "
+                                     "set sources.prometheus.ca_file to the CA that signed its certificate") from None
+        except requests.exceptions.Timeout:
+            raise SourceUnavailable(f"{server}: no answer within {self.retry.timeout:g}s") from None
+        except requests.exceptions.ConnectionError as e:
+            raise SourceUnavailable(f"{server}: cannot connect ({_reason(e)})") from None
+        except requests.exceptions.RequestException as e:
+            raise SourceUnavailable(f"{server}: {e.__class__.__name__}: {_reason(e)}") from None
+        except ValueError as e:  # a body that is not Prometheus JSON (a proxy's error page)
+            raise SourceUnavailable(f"{server}: not a Prometheus API answer ({e})") from None
+        return [_raw(item) for item in result]
+
+    # --- connections ----------------------------------------------------------------------------
+
+    def _resolution(self, start: int, end: int, step: int) -> int:
+        """The configured resolution, or coarser when the window would exceed Prometheus' point limit.
+        Always a divisor of the step, so the instants fall on the grid and each step holds as many."""
+        needed = max(self.resolution, math.ceil((end - start) / (MAX_POINTS - 1)) if end > start else 1)
+        return next(d for d in range(max(1, min(needed, step)), step + 1) if step % d == 0)
+
+    def _client(self, server: str | None) -> PrometheusConnect:
+        key = server or ""
+        client = self._clients.get(key)
+        if client is None:
+            session = requests.Session()
+            session.verify = self._verify
+            # Retries are the contract's (tenacity, outages only); the client's own would multiply them.
+            # read=False lets a read timeout surface as one, not as a connection error.
+            client = PrometheusConnect(url=server or self.url, session=session, retry=Retry(total=0, read=False),
+                                       auth=None if server else self._auth, timeout=self.retry.timeout)
+            self._clients[key] = client
+        if server is None:
+            client.headers = self._headers()
+        return client
+
+    def _headers(self) -> dict[str, str] | None:
+        token = self._token
+        if self._token_file:  # re-read each time: projected service-account tokens rotate
+            try:
+                token = Path(self._token_file).read_text().strip()
+            except OSError as e:
+                raise SourceUnauthorized(f"bearer token file {self._token_file}: {e.strerror}") from None
+        return {"Authorization": f"Bearer {token}"} if token else None
+
+
+def promql_string(value: str) -> str:
+    """`value` as the contents of a double-quoted PromQL string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _raw(item: Mapping[str, Any]) -> RawSeries:
+    labels = {k: v for k, v in item.get("metric", {}).items()}
+    return RawSeries.of(labels, ((float(t), float(v)) for t, v in item.get("values", [])))
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.S)
+_ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _http_error(server: str, message: str) -> Exception:
+    """The typed error for prometheus-api-client's non-200 exception (it keeps only code and body)."""
+    found = _STATUS.search(message)
+    code = int(found.group(1)) if found else 0
+    body = found.group(2) if found else message
+    detail = _ERROR.search(body)
+    reason = detail.group(1).encode().decode("unicode_escape") if detail else body[:200]
+    if code in (401, 403):
+        return SourceUnauthorized(f"{server}: HTTP {code}: the server refused the credentials")
+    if code in (400, 422):  # bad_data (parse errors), execution errors (too many points, bad matching)
+        return BadQuery(f"{server}: {reason}")
+    if code in (404, 405):
+        return BadQuery(f"{server}: HTTP {code}: no Prometheus query API at this address")
+    return SourceUnavailable(f"{server}: HTTP {code}: {reason}")
+
+
+def _reason(e: Exception) -> str:
+    text = str(e)
+    found = re.search(r"\[Errno -?\d+\] ([^')\]]+)|(certificate verify failed[^')\]]*)|(Read timed out)", text)
+    return next(g for g in found.groups() if g) if found else text[:200]
+
+
+def _utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
