@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from helios.engine.demand import interval_confidence
+
 from .settings import Settings
-from .state import Availability, StateStore, answer
+from .state import Availability, Snapshot, StateStore, answer
 
 LABELS = ["namespace", "scaledobject", "metric"]
 
@@ -39,6 +41,21 @@ class SnapshotCollector(Collector):
             ("helios_last_refresh_timestamp_seconds", "When the source last answered", []),
             ("helios_stale", "1 while the workload's data is older than the staleness limit", []),
             ("helios_refresh_consecutive_failures", "Failed refreshes since the last good one", []),
+            ("helios_predicted_cpu", "Forecast at now + leadTime of a trigger with signal: cpu", []),
+            ("helios_predicted_memory", "Forecast at now + leadTime of a trigger with signal: memory", []),
+            ("helios_prediction_confidence", f"1 - the {level:.0%} interval's width over twice the forecast, "
+             "at now + leadTime, in [0, 1]", []),
+            ("helios_forecast_mape", "Rolling mean absolute percentage error (fraction) of served forecasts "
+             "whose actuals arrived", []),
+            ("helios_forecast_interval_coverage", f"Rolling share of actuals inside the served forecast's "
+             f"{level:.0%} interval", []),
+            ("helios_forecast_matured", "Served forecasts whose actuals arrived, in the rolling window", []),
+            ("helios_anomaly_score", "Anomaly score of the newest sample, in standard deviations", []),
+            ("helios_anomaly_detected", "1 while the newest sample is flagged (|score| >= 2.5)", []),
+            ("helios_recommended_replicas", "Replicas the recommendation asks for", []),
+            ("helios_current_replicas", "Replicas Helios's last answer steered the HPA to (an estimate)", []),
+            ("helios_recommendation_confidence", "Confidence of the latest recommendation, in [0, 1]", []),
+            ("helios_recommendation", "1 for the latest recommendation's action", ["action"]),
         )}
         snaps = self._store.all()
         yield GaugeMetricFamily("helios_workloads", "Workloads tracked", value=len(snaps))
@@ -63,4 +80,27 @@ class SnapshotCollector(Collector):
                 lower, upper = f.interval(level)
                 for bound, series in (("point", f.point), ("lower", lower), ("upper", upper)):
                     g["helios_forecast_value"].add_metric(labels + [bound], float(series[i]))
+                if t.signal != "load":
+                    g[f"helios_predicted_{t.signal}"].add_metric(labels, float(f.point[i]))
+                g["helios_prediction_confidence"].add_metric(labels, interval_confidence(f, i, level))
+            _insights(g, labels, snap)
         yield from g.values()
+
+
+def _insights(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot) -> None:
+    """What scaler/insights.py derived after the latest forecast."""
+    if snap.forecast_error is not None and snap.forecast_error.matured:
+        e = snap.forecast_error
+        g["helios_forecast_matured"].add_metric(labels, e.matured)
+        g["helios_forecast_interval_coverage"].add_metric(labels, e.coverage)
+        if not math.isnan(e.mape):
+            g["helios_forecast_mape"].add_metric(labels, e.mape)
+    if snap.anomaly is not None and not math.isnan(snap.anomaly.score):
+        g["helios_anomaly_score"].add_metric(labels, snap.anomaly.score)
+        g["helios_anomaly_detected"].add_metric(labels, float(snap.anomaly.severity > 0))
+    rec = snap.recommendation
+    if rec is not None:
+        g["helios_recommended_replicas"].add_metric(labels, rec.target_replicas)
+        g["helios_current_replicas"].add_metric(labels, rec.current_replicas)
+        g["helios_recommendation_confidence"].add_metric(labels, rec.confidence)
+        g["helios_recommendation"].add_metric(labels + [rec.action.value], 1.0)

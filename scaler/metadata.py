@@ -51,6 +51,7 @@ class TriggerSpec:
     model: str
     quantile: float
     mode: Literal["act", "observe"]
+    signal: Literal["load", "cpu", "memory"] = "load"  # what the value measures: names the predicted_* gauge
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -74,6 +75,7 @@ class _CommonKeys(BaseModel):
     quantile: float | None = Field(None, ge=0.5, le=0.99)
     mode: Literal["act", "observe"] = "act"
     metric_name: str | None = Field(None, pattern=METRIC_NAME.pattern)
+    signal: Literal["load", "cpu", "memory"] = "load"
 
 
 class MetadataParser:
@@ -142,6 +144,7 @@ class MetadataParser:
             model=keys.model or d.default,
             quantile=keys.quantile if keys.quantile is not None else d.quantile,
             mode=keys.mode,
+            signal=keys.signal,
         )
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
+from helios.engine.anomaly.base import Severity
 from helios.engine.demand import expected_demand, forecast_covers, next_window_change, sanitize
-from helios.engine.types import Forecast
+from helios.engine.tracking import ForecastError
+from helios.engine.types import Forecast, Series
 
 from .metadata import TriggerSpec
 
@@ -21,6 +24,17 @@ class Availability(Enum):
     NO_DATA = "no_data"  # nothing fetched yet (or ever)
     STALE = "stale"  # the last good refresh is older than the staleness limit
     BAD_QUERY = "bad_query"  # the source rejects this trigger's query: the user must fix it
+
+
+@dataclass(frozen=True)
+class AnomalyReading:
+    """The anomaly score of the newest sample."""
+
+    detector: str
+    timestamp: int
+    value: float
+    score: float  # standard deviations; NaN when the detector cannot say yet
+    severity: Severity
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,12 @@ class Snapshot:
     last_error: str = ""
     last_error_kind: str = ""  # engine.errors class name, "" when the last refresh succeeded
     consecutive_failures: int = 0
+    # What insights.py derives after each new forecast (None until the first one):
+    recent: Series | None = None  # the last samples the forecast was made from, aligned (Explain shows them)
+    anomaly: AnomalyReading | None = None
+    forecast_error: ForecastError | None = None  # rolling, of the served forecasts whose actuals arrived
+    recommendation: Any = None  # engine.recommend.Recommendation
+    current_replicas_source: str = ""  # "estimate": the replicas Helios's last answer asked the HPA for
 
     def with_trigger(self, trigger: TriggerSpec) -> Snapshot:
         return self if trigger == self.trigger else replace(self, trigger=trigger)

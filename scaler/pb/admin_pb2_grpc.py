@@ -44,6 +44,26 @@ class AdminStub:
                 request_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListWorkloadsRequest.SerializeToString,
                 response_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListWorkloadsResponse.FromString,
                 _registered_method=True)
+        self.Detect = channel.unary_unary(
+                '/helios.admin.v1.Admin/Detect',
+                request_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.DetectRequest.SerializeToString,
+                response_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.DetectResponse.FromString,
+                _registered_method=True)
+        self.Recommend = channel.unary_unary(
+                '/helios.admin.v1.Admin/Recommend',
+                request_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.Recommendation.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/helios.admin.v1.Admin/ListModels',
+                request_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/helios.admin.v1.Admin/Explain',
+                request_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ExplainResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -64,6 +84,38 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Detect(self, request, context):
+        """Anomaly scores of a tracked workload's recent history or of an ad-hoc series: per point the
+        score in standard deviations, whether it is flagged, and its severity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recommend(self, request, context):
+        """What to do about a workload: scale up/down/pre-emptively, resize memory or CPU, or alert, with
+        every condition that triggered. For a tracked workload (its latest snapshot) or ad-hoc inputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """The models this server can fit, with their configured parameters, and the fitted model of every
+        tracked workload (version, fit time, backtest scores).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Explain(self, request, context):
+        """Everything behind a workload's current answer: its last inputs, the forecast, the model and why
+        it was chosen, the anomaly score, the value served and how, and the recommendation and its reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +128,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListWorkloads,
                     request_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListWorkloadsRequest.FromString,
                     response_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListWorkloadsResponse.SerializeToString,
+            ),
+            'Detect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Detect,
+                    request_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.DetectRequest.FromString,
+                    response_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.DetectResponse.SerializeToString,
+            ),
+            'Recommend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recommend,
+                    request_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.RecommendRequest.FromString,
+                    response_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.Recommendation.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListModelsRequest.FromString,
+                    response_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ExplainRequest.FromString,
+                    response_serializer=helios_dot_scaler_dot_pb_dot_admin__pb2.ExplainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +204,114 @@ class Admin:
             '/helios.admin.v1.Admin/ListWorkloads',
             helios_dot_scaler_dot_pb_dot_admin__pb2.ListWorkloadsRequest.SerializeToString,
             helios_dot_scaler_dot_pb_dot_admin__pb2.ListWorkloadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Detect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.admin.v1.Admin/Detect',
+            helios_dot_scaler_dot_pb_dot_admin__pb2.DetectRequest.SerializeToString,
+            helios_dot_scaler_dot_pb_dot_admin__pb2.DetectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recommend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.admin.v1.Admin/Recommend',
+            helios_dot_scaler_dot_pb_dot_admin__pb2.RecommendRequest.SerializeToString,
+            helios_dot_scaler_dot_pb_dot_admin__pb2.Recommendation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.admin.v1.Admin/ListModels',
+            helios_dot_scaler_dot_pb_dot_admin__pb2.ListModelsRequest.SerializeToString,
+            helios_dot_scaler_dot_pb_dot_admin__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.admin.v1.Admin/Explain',
+            helios_dot_scaler_dot_pb_dot_admin__pb2.ExplainRequest.SerializeToString,
+            helios_dot_scaler_dot_pb_dot_admin__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,145 @@
+"""What Helios concludes from each new forecast of a workload, beside the value KEDA is served:
+the newest sample's anomaly score, how the served forecasts have turned out, and a recommendation.
+
+Runs after the forecast is published, so none of it delays GetMetrics. Each recommendation writes
+one audit line (logger `helios.audit`): the workload, a summary of the inputs, the action, the reason
+and the confidence; never the series themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from helios.engine.align import align
+from helios.engine.anomaly.base import Severity
+from helios.engine.errors import HeliosError
+from helios.engine.recommend import Action, LastAction, Recommendation, ScalingPolicy, WorkloadInputs, recommend
+from helios.engine.tracking import ForecastLedger
+from helios.engine.types import Series
+
+from .runner import ModelRunner
+from .settings import Settings
+from .state import AnomalyReading, Availability, Snapshot, WorkloadKey, answer
+from .telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("helios.audit")
+
+RECENT_SECONDS = 2 * 3600  # inputs kept for Explain and the recommender (it looks back an hour)
+_REPLICA_ACTIONS = {Action.SCALE_UP, Action.SCALE_DOWN, Action.PREEMPTIVE_SCALE}
+
+
+@dataclass
+class _Memory:
+    """Per workload, between refreshes."""
+
+    detector: bytes | None = None  # the fitted anomaly detector, refitted with the model
+    history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
+    ledger: ForecastLedger = field(default_factory=ForecastLedger)
+    last_action: LastAction | None = None
+
+
+class Insights:
+    def __init__(self, runner: ModelRunner, settings: Settings, telemetry: Telemetry,
+                 clock: Callable[[], float]) -> None:
+        self.policy = policy_from(settings)
+        self._runner = runner
+        self._settings = settings
+        self._telemetry = telemetry
+        self._clock = clock
+        self._memory: dict[WorkloadKey, _Memory] = {}
+
+    def forget(self, key: WorkloadKey) -> None:
+        self._memory.pop(key, None)
+
+    def history(self, key: WorkloadKey) -> Series | None:
+        memory = self._memory.get(key)
+        return memory.history if memory else None
+
+    def last_action(self, key: WorkloadKey) -> LastAction | None:
+        memory = self._memory.get(key)
+        return memory.last_action if memory else None
+
+    async def after_forecast(self, before: Snapshot, snap: Snapshot, history: Series, refit: bool) -> Snapshot:
+        """`snap` (which has the new forecast) with the anomaly, forecast error and recommendation added.
+        `before` is the snapshot the last answer was made from."""
+        key, trigger, now = snap.trigger.key, snap.trigger, self._clock()
+        memory = self._memory.setdefault(key, _Memory(ledger=ForecastLedger(
+            interval_level=self._settings.models.interval_level)))
+        step = int(self._settings.metrics.step)
+        aligned = memory.history = align(history, step)
+        memory.ledger.settle(aligned)
+        memory.ledger.record(snap.forecast, now, trigger.lead_time)
+        recent = aligned.between(aligned.end - RECENT_SECONDS, aligned.end)
+        reading = await self._score(key, memory, history, step, refit)
+        if reading is not None and reading.severity >= Severity.WARNING and \
+                (snap.anomaly is None or snap.anomaly.timestamp != reading.timestamp):
+            self._telemetry.anomaly_detections.labels(reading.severity.name.lower()).inc()
+        current = self.estimated_replicas(before, now)
+        rec = recommend(self.inputs_for(snap, recent, reading, current), self.policy, memory.last_action, now)
+        self._note(key, memory, rec, snap, reading, now)
+        return replace(snap, recent=recent, anomaly=reading, forecast_error=memory.ledger.error(),
+                       recommendation=rec, current_replicas_source="estimate")
+
+    def inputs_for(self, snap: Snapshot, recent: Series | None, reading: AnomalyReading | None,
+                   current_replicas: int) -> WorkloadInputs:
+        score = None if reading is None or math.isnan(reading.score) else reading.score
+        return WorkloadInputs(
+            current_replicas=current_replicas, capacity_per_replica=self.capacity(snap),
+            load_history=recent, load_forecast=snap.forecast, anomaly_score=score,
+            anomaly_severity=reading.severity if reading is not None else Severity.NONE,
+        )
+
+    def capacity(self, snap: Snapshot) -> float:
+        """The load one replica carries at 100 %: the HPA keeps each replica at targetValue, which is
+        where Helios's recommender starts scaling up, so full is targetValue / cpu_scale_up_threshold.
+        (At 100 % of targetValue every replica of a well-steered workload would read as overloaded.)"""
+        return snap.trigger.target_value / self.policy.cpu_scale_up_threshold
+
+    def estimated_replicas(self, snap: Snapshot, now: float) -> int:
+        """The replicas the HPA was steered to by Helios's answer from `snap` (ceil(value / targetValue),
+        within the configured bounds). Helios does not read the Kubernetes API, so this stands in for
+        the running count; the Recommend call takes the real one."""
+        result = answer(snap, snap.trigger, now, self._settings.metrics.staleness_limit)
+        value = result.value if result.availability is Availability.OK else (snap.observed or 0.0)
+        wanted = math.ceil(value / snap.trigger.target_value)
+        return min(max(wanted, self.policy.min_replicas, 1), self.policy.max_replicas)
+
+    async def _score(self, key: WorkloadKey, memory: _Memory, history: Series, step: int,
+                     refit: bool) -> AnomalyReading | None:
+        detector = self._settings.anomaly.detector
+        if detector == "none":
+            return None
+        try:
+            scored = await self._runner.score(detector, None if refit else memory.detector, history, step,
+                                              self._settings.models.fit_timeout)
+        except HeliosError as e:  # too little history yet, a timeout: no score this time
+            log.info("anomaly scoring skipped", extra={"workload": "/".join(key), "error": str(e)})
+            return None
+        memory.detector = scored.artifact
+        return AnomalyReading(scored.detector, scored.timestamp, scored.value, scored.score, scored.severity)
+
+    def _note(self, key: WorkloadKey, memory: _Memory, rec: Recommendation, snap: Snapshot,
+              reading: AnomalyReading | None, now: float) -> None:
+        self._telemetry.recommendations.labels(rec.action.value).inc()
+        changes = rec.action in _REPLICA_ACTIONS and rec.target_replicas != rec.current_replicas
+        if changes and not rec.suppressed_by_cooldown:
+            self._telemetry.scaling_actions.labels(rec.action.value).inc()
+            memory.last_action = LastAction(rec.action, now, rec.target_replicas)
+        audit.info("recommendation", extra={
+            "workload": "/".join(key), "action": rec.action.value, "target_replicas": rec.target_replicas,
+            "current_replicas": rec.current_replicas, "current_replicas_source": "estimate",
+            "confidence": round(rec.confidence, 4), "urgency": rec.urgency.value, "reason": rec.reason,
+            "inputs": {
+                "observed": snap.observed, "model": snap.forecast.model,
+                "forecast_peak": round(float(snap.forecast.point.max()), 6),
+                "anomaly_score": None if reading is None or math.isnan(reading.score) else round(reading.score, 3),
+            },
+        })
+
+
+def policy_from(settings: Settings) -> ScalingPolicy:
+    return ScalingPolicy(**settings.scaling.model_dump())

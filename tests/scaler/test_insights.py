@@ -1,0 +1,183 @@
+"""Anomaly score, rolling error and recommendation of tracked workloads: on /metrics, in the audit log,
+and through the admin API's Detect, Recommend, ListModels and Explain, over real loopback gRPC."""
+
+import json
+import logging
+import math
+from dataclasses import replace
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from helios.engine.models import MODELS
+from helios.engine.tracking import ForecastError
+from helios.scaler.pb import admin_pb2 as pb
+
+from ..helpers import fast_settings, sample_value, write_trace
+
+START = 1_700_000_100 // 300 * 300
+
+
+def settings(**sections):
+    return fast_settings(anomaly={"detector": "zscore"}, **sections)
+
+
+def pb_series(values, start=START, step=300):
+    return pb.Series(samples=[pb.Sample(timestamp=Timestamp(seconds=start + i * step), value=float(v))
+                              for i, v in enumerate(values)])
+
+
+def spiky(n=576, spike=400.0):
+    rng = np.random.default_rng(1)
+    values = 50 + rng.normal(0, 1, n)
+    values[-1] += spike
+    return values
+
+
+async def tracked(start_app, client_for, tmp_path, values, **metadata):
+    path = write_trace(tmp_path / "load.csv", values)
+    app = await start_app(settings())
+    client = client_for(app)
+    meta = {"source": "file", "path": str(path), "targetValue": "10", **metadata}
+    await client.get_metrics(meta)
+    name = await client.metric_name(meta)
+    return app, client, pb.WorkloadRef(namespace="shop", name="web", metric_name=name)
+
+
+async def test_a_spike_is_scored_exported_counted_and_explained(start_app, client_for, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="helios.audit")
+    app, client, ref = await tracked(start_app, client_for, tmp_path, spiky(), signal="cpu")
+    text = client.scrape()
+    labels = {"namespace": "shop", "scaledobject": "web", "metric": ref.metric_name}
+    assert sample_value(text, "helios_anomaly_score", **labels) > 4
+    assert sample_value(text, "helios_anomaly_detected", **labels) == 1
+    assert sample_value(text, "helios_anomaly_detections_total", severity="critical") == 1
+    assert sample_value(text, "helios_predicted_cpu", **labels) == \
+        sample_value(text, "helios_forecast_value", bound="point", **labels)
+    assert sample_value(text, "helios_predicted_memory", **labels) is None  # the trigger's signal is cpu
+    assert 0 <= sample_value(text, "helios_prediction_confidence", **labels) <= 1
+    snap = app.store.get(("shop", "web", ref.metric_name))
+    rec = snap.recommendation
+    assert sample_value(text, "helios_recommended_replicas", **labels) == rec.target_replicas
+    assert sample_value(text, "helios_recommendation", action=rec.action.value, **labels) == 1
+    assert sample_value(text, "helios_recommendations_total", action=rec.action.value) == 1
+    assert rec.action.value == "ALERT_CRITICAL" and "ALERT_CRITICAL" in rec.reason
+
+    audits = [r for r in caplog.records if r.name == "helios.audit"]
+    assert len(audits) == 1
+    line = audits[0]
+    assert line.workload == f"shop/web/{ref.metric_name}" and line.action == "ALERT_CRITICAL"
+    assert line.reason == rec.reason and line.current_replicas_source == "estimate"
+    assert set(line.inputs) == {"observed", "model", "forecast_peak", "anomaly_score"}  # a summary, not the series
+
+    explained = await client.admin.Explain(pb.ExplainRequest(workload=ref), timeout=10)
+    assert explained.anomaly.severity == "CRITICAL" and explained.anomaly.anomaly
+    assert explained.recommendation.action == "ALERT_CRITICAL"
+    assert explained.recommendation.current_replicas_source == "estimate"
+    assert len(explained.recent_inputs) == 25  # two hours of 5-minute samples, both ends included
+    assert explained.recent_inputs[-1].value == pytest.approx(snap.observed)
+    assert explained.model_choice == "baseline, set by the server default (models.default)"
+    assert "ceil(" in explained.served_value_reason and "targetValue 10" in explained.served_value_reason
+    assert len(explained.forecast.points) == 6 and explained.status.ref == ref
+
+
+async def test_recommend_for_a_workload_with_the_running_replica_count(start_app, client_for, tmp_path):
+    _, client, ref = await tracked(start_app, client_for, tmp_path, np.full(400, 95.0))
+    r = await client.admin.Recommend(pb.RecommendRequest(workload=ref, current_replicas=2), timeout=10)
+    assert r.action == "SCALE_UP" and r.current_replicas == 2 and r.current_replicas_source == "request"
+    assert r.target_replicas == 10  # 95 / 10 per replica needs 10: at most max_replicas (10)
+    assert r.conditions[0].action == "SCALE_UP" and r.confidence > 0.8
+    settled = await client.admin.Recommend(pb.RecommendRequest(workload=ref), timeout=10)
+    assert settled.current_replicas_source == "estimate" and settled.current_replicas == 10
+    assert settled.action == "NONE"
+
+
+async def test_rolling_forecast_error_is_exported_per_workload(start_app, client_for, tmp_path):
+    app, client, ref = await tracked(start_app, client_for, tmp_path, np.full(400, 20.0))
+    key = ("shop", "web", ref.metric_name)
+    app.store.put(replace(app.store.get(key), forecast_error=ForecastError(12, 0.125, 0.75)))
+    text = client.scrape()
+    labels = {"namespace": "shop", "scaledobject": "web", "metric": ref.metric_name}
+    assert sample_value(text, "helios_forecast_mape", **labels) == 0.125
+    assert sample_value(text, "helios_forecast_interval_coverage", **labels) == 0.75
+    assert sample_value(text, "helios_forecast_matured", **labels) == 12
+    explained = await client.admin.Explain(pb.ExplainRequest(workload=ref), timeout=10)
+    assert (explained.rolling_mape, explained.rolling_interval_coverage, explained.rolling_matured) == \
+        (0.125, 0.75, 12)
+
+
+async def test_detect_scores_an_adhoc_series_and_a_tracked_workload(start_app, client_for, tmp_path):
+    _, client, ref = await tracked(start_app, client_for, tmp_path, spiky())
+    adhoc = await client.admin.Detect(pb.DetectRequest(series=pb_series(spiky()), last=5), timeout=10)
+    assert adhoc.detector == "zscore" and len(adhoc.points) == 5
+    assert adhoc.latest.severity == "CRITICAL" and adhoc.latest.anomaly and adhoc.flagged >= 1
+    assert not math.isnan(adhoc.points[0].score) and adhoc.points[-1] == adhoc.latest
+    threshold = await client.admin.Detect(pb.DetectRequest(workload=ref, detector="threshold"), timeout=10)
+    assert threshold.detector == "threshold" and len(threshold.points) == 576 and threshold.latest.anomaly
+
+
+async def test_recommend_on_adhoc_inputs_acts_before_a_forecast_spike(start_app, client_for):
+    client = client_for(await start_app(settings()))
+    now_ish = START + 24 * 300
+    forecast = [pb.ForecastPoint(timestamp=Timestamp(seconds=now_ish + i * 300), value=v, lower=v * 0.9, upper=v * 1.1)
+                for i, v in enumerate([20, 20, 20, 120, 120, 120])]
+    inputs = pb.RecommendInputs(load=pb_series(np.full(24, 20.0)), forecast=forecast, capacity_per_replica=10)
+    r = await client.admin.Recommend(pb.RecommendRequest(inputs=inputs, current_replicas=3), timeout=10)
+    assert r.action == "PREEMPTIVE_SCALE" and r.target_replicas > 3 and r.current_replicas_source == "request"
+    assert any(c.action == "PREEMPTIVE_SCALE" for c in r.conditions)
+
+
+@pytest.mark.parametrize("request_, fragments", [
+    (pb.RecommendRequest(), ["target: set `workload`"]),
+    (pb.RecommendRequest(inputs=pb.RecommendInputs(load=pb_series([1.0] * 12))),
+     ["current_replicas: required with `inputs`", "inputs.capacity_per_replica: 0.0 must be"]),
+    (pb.RecommendRequest(current_replicas=1, inputs=pb.RecommendInputs(
+        load=pb_series([1.0, 2.0]), capacity_per_replica=1,
+        forecast=[pb.ForecastPoint(timestamp=Timestamp(seconds=START), value=5, lower=6, upper=7)])),
+     ["inputs.forecast[0]: must have lower <= value <= upper"]),
+    (pb.RecommendRequest(current_replicas=-1, workload=pb.WorkloadRef(namespace="a", name="b", metric_name="c")),
+     ["current_replicas: -1 must be >= 0"]),
+    (pb.RecommendRequest(current_replicas=1, inputs=pb.RecommendInputs(load=pb.Series(), capacity_per_replica=1)),
+     ["inputs.load.samples: 0 given"]),
+])
+async def test_recommend_rejects_bad_input_naming_every_field(start_app, client_for, request_, fragments):
+    client = client_for(await start_app(settings()))
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await client.admin.Recommend(request_, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for fragment in fragments:
+        assert fragment in e.value.details()
+
+
+@pytest.mark.parametrize("request_, code, fragment", [
+    (pb.DetectRequest(series=pb_series([1.0] * 10), detector="isolation-forest"), grpc.StatusCode.INVALID_ARGUMENT,
+     "detector: 'isolation-forest' is unknown; allowed: xgboost, zscore, threshold"),
+    (pb.DetectRequest(series=pb_series([1.0] * 10), last=-1), grpc.StatusCode.INVALID_ARGUMENT, "last: -1 must be"),
+    (pb.DetectRequest(series=pb_series([1.0] * 10), detector="xgboost"), grpc.StatusCode.INVALID_ARGUMENT,
+     "series: xgboost needs at least 120 samples"),
+    (pb.DetectRequest(workload=pb.WorkloadRef(namespace="a", name="b", metric_name="c")), grpc.StatusCode.NOT_FOUND,
+     "a/b/c is not tracked"),
+    (pb.ExplainRequest(workload=pb.WorkloadRef(namespace="a", name="b", metric_name="c")), grpc.StatusCode.NOT_FOUND,
+     "a/b/c is not tracked"),
+])
+async def test_detect_and_explain_reject_bad_input(start_app, client_for, request_, code, fragment):
+    client = client_for(await start_app(settings()))
+    call = client.admin.Detect if isinstance(request_, pb.DetectRequest) else client.admin.Explain
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await call(request_, timeout=10)
+    assert e.value.code() == code and fragment in e.value.details()
+
+
+async def test_list_models_shows_the_catalogue_and_every_fitted_model(start_app, client_for, tmp_path):
+    _, client, ref = await tracked(start_app, client_for, tmp_path, spiky(), model="naive")
+    r = await client.admin.ListModels(pb.ListModelsRequest(), timeout=10)
+    assert [m.name for m in r.models] == sorted(MODELS)
+    assert [m.name for m in r.models if m.is_default] == ["baseline"]
+    baseline = next(m for m in r.models if m.name == "baseline")
+    assert json.loads(baseline.parameters["window"]) == 12 and baseline.description
+    assert list(r.detectors) == ["xgboost", "zscore", "threshold"]
+    [loaded] = r.loaded
+    assert loaded.ref == ref and loaded.model == "naive" and loaded.forecast_model == "naive"
+    assert loaded.detector == "zscore" and loaded.fitted_at.seconds > 0
