@@ -21,12 +21,14 @@ from helios.engine.models import MODELS
 
 from .admin import Admin
 from .artifact_store import ArtifactStore
+from .auth import admin_interceptors
 from .exporter import SnapshotCollector
 from .external_scaler import ExternalScaler
 from .metadata import MetadataParser
 from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
 from .refresher import Refresher
 from .runner import ModelRunner
+from .security import add_main_port, health_only_server
 from .settings import Settings
 from .state import StateStore
 from .telemetry import Telemetry
@@ -53,32 +55,40 @@ class HeliosApp:
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server()
+        self.server = grpc.aio.server(interceptors=admin_interceptors(settings.security, self.registry))
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(
             ExternalScaler(parse, self.refresher, self.store, settings, self.telemetry, clock), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             Admin(self.store, self.runner, settings, self.telemetry, clock), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.health_server = health_only_server(self.health)  # plaintext, for kubelet probes
+        self.health_port = 0
         self.grpc_port = 0
         self.metrics_port = 0
         self._http = None
 
     async def start(self) -> None:
         cfg = self.settings.server
-        self.grpc_port = self.server.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
+        self.grpc_port = add_main_port(self.server, f"{cfg.host}:{cfg.grpc_port}", self.settings.security)
+        self.health_port = self.health_server.add_insecure_port(f"{cfg.host}:{self.settings.security.health_port}")
         self._http, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=self.registry)
         self.metrics_port = self._http.server_port
         await self.runner.warm_up()
         await self.server.start()
+        await self.health_server.start()
         for service in ("", *SERVICES):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("helios serving", extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port})
+        security = self.settings.security
+        log.info("helios serving", extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port,
+                                          "health_port": self.health_port, "tls": security.tls,
+                                          "mtls": security.mtls, "admin_auth": security.admin_auth})
 
     async def stop(self) -> None:
         """Graceful: report NOT_SERVING, let in-flight calls finish within the grace period, then stop."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.server.shutdown_grace)
+        await self.health_server.stop(None)
         await self.refresher.close()
         self.runner.close()
         if self._http is not None:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettin
 from helios.engine.models import MODELS
 
 from .durations import parse_duration
+from .security import SecuritySettings
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0 picks a free port (tests)
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     models: ModelsSettings = ModelsSettings()
+    security: SecuritySettings = SecuritySettings()
 
 
 class ConfigError(Exception):

@@ -39,6 +39,7 @@ def fast_settings(**sections):
         "server": {"grpc_port": 0, "metrics_port": 0, "shutdown_grace": 1, "stream_check_interval": 0.05},
         "metrics": {"refresh_interval": 3600, "staleness_limit": 7200, "first_answer_wait": 2},
         "log_format": "text",
+        "security": {"health_port": 0},
     }
     for section, values in sections.items():
         layered[section] = {**layered.get(section, {}), **values}
