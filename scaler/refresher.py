@@ -38,6 +38,8 @@ class _Workload:
     artifact: bytes | None = None
     fitted_with: tuple | None = None  # (model, params) of the artifact: a changed trigger means a new fit
     fitted_at: float = 0.0
+    version: str = ""  # the newest stored version judged (adopted or refused), "" when none
+    store_checked: float = -math.inf  # when the artifact store was last asked for a newer version
 
 
 class Refresher:
@@ -129,11 +131,15 @@ class Refresher:
         w = self._workloads[key]
         horizon = max(1, math.ceil(trigger.horizon / step))
         params = self._models.params_for(trigger.model, horizon, trigger.quantile)
-        if w.artifact is None and self._artifacts is not None:
-            await self._start_from_artifact(key, w, trigger, params, step)
+        if self._artifacts is not None and (
+                w.artifact is None or now - w.store_checked >= self._models.artifacts_poll_interval):
+            w.store_checked = now
+            adopted = await self._start_from_artifact(key, w, trigger, params, step)
+        else:
+            adopted = False
         refit = w.artifact is None or w.fitted_with != (trigger.model, params) or \
             now - w.fitted_at >= self._models.refit_interval
-        if not refit and snap.forecast is not None and (history.end, history.last_value()) == \
+        if not refit and not adopted and snap.forecast is not None and (history.end, history.last_value()) == \
                 (snap.data_end, snap.observed):
             self._telemetry.refreshes.labels(trigger.source, "ok").inc()
             return  # nothing new to forecast from
@@ -154,28 +160,32 @@ class Refresher:
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
 
     async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
-                                   step: int) -> None:
-        """Adopt the newest trained model of this workload, if it is sound and trained as the trigger asks;
-        otherwise say why in the log and let the refresh fit afresh."""
+                                   step: int) -> bool:
+        """Adopt the newest complete trained model of this workload, when it is newer than the last one seen
+        and trained as the trigger asks; otherwise say why in the log and keep the model there is.
+        True when a model was adopted."""
         try:
-            found = await asyncio.to_thread(self._artifacts.read_latest, key)
+            found = await asyncio.to_thread(self._artifacts.latest_complete, key, w.version)
             if found is None:
-                return
+                return False
             version, files = found
+            w.version = version  # judged once: a refused version is not read again at every poll
             _, manifest = await asyncio.to_thread(open_bundle, files)  # verifies hashes, format and model
         except (ArtifactError, OSError) as e:
-            log.warning("refusing stored model; fitting afresh", extra={"workload": "/".join(key), "error": str(e)})
-            return
+            log.warning("refusing stored model; keeping the current one or fitting afresh",
+                        extra={"workload": "/".join(key), "error": str(e)})
+            return False
         trained = manifest["params"]
         if manifest["model"] != trigger.model or trained.get("step") != step or \
                 any(trained.get(k) != v for k, v in params.items()):
             log.info("stored model was trained for other settings; fitting afresh",
                      extra={"workload": "/".join(key), "version": version, "model": manifest["model"]})
-            return
+            return False
         w.artifact, w.fitted_with, w.fitted_at = files["model.json"], (trigger.model, params), manifest["trained_at"]
         metrics = json.loads(files.get("metrics.json", b"{}"))
         self._store.put(replace(self._store.get(key), model_version=version, backtest=metrics))
-        log.info("starting from stored model", extra={"workload": "/".join(key), "version": version})
+        log.info("adopted stored model", extra={"workload": "/".join(key), "version": version})
+        return True
 
     async def _fetch(self, trigger: TriggerSpec, now: float, step: int):
         source = self._sources[trigger.source]

@@ -1,4 +1,10 @@
-"""Model fits in worker processes, so a slow fit never stalls the gRPC event loop."""
+"""Model fits in worker processes, so a slow fit never stalls the gRPC event loop.
+
+The pool is pebble's ProcessPool rather than concurrent.futures': a task past its time budget has its
+worker process terminated and replaced (a ProcessPoolExecutor can only abandon a running task, and the
+stuck process keeps its CPU and its slot), and a worker that dies fails only the task it was running
+before a fresh worker takes its place.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,14 @@ import asyncio
 import logging
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from helios.engine.pipeline import Fitted, fit_and_forecast, update_and_forecast
+from pebble import ProcessExpired, ProcessPool
+
+from helios.engine.errors import HeliosError
+from helios.engine.pipeline import Fitted, Scored, fit_and_forecast, score_latest, update_and_forecast
 from helios.engine.types import Series
 
 from .telemetry import Telemetry
@@ -18,24 +27,31 @@ from .telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 
-class FitTimeout(Exception):
-    pass
+class FitTimeout(HeliosError):
+    """A fit or update ran past models.fit_timeout; its worker process was killed."""
+
+
+class WorkerDied(HeliosError):
+    """The worker process running a fit exited abnormally (killed, out of memory, a crash)."""
 
 
 class ModelRunner:
-    def __init__(self, workers: int, telemetry: Telemetry) -> None:
+    def __init__(self, workers: int, telemetry: Telemetry, initializer: Callable | None = None,
+                 initargs: Iterable[Any] = ()) -> None:
+        """`initializer(*initargs)` runs in every worker process as it starts (e.g. to register a model)."""
         self._workers = workers
         self._telemetry = telemetry
-        self._pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: forking a process that runs gRPC threads is unsafe.
-        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPool(workers, initializer=initializer, initargs=tuple(initargs),
+                                 context=multiprocessing.get_context("spawn"))
 
     async def warm_up(self) -> None:
         """Start the workers now, so the first refresh does not pay for their imports."""
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _noop) for _ in range(self._workers)))
+        await asyncio.gather(*(self.call(_noop, timeout=120) for _ in range(self._workers)))
+
+    async def worker_pids(self) -> set[int]:
+        """Process ids of the workers (for fault tests and diagnostics)."""
+        return set(await asyncio.gather(*(self.call(_pid, timeout=60) for _ in range(self._workers))))
 
     async def fit(
         self, model: str, params: dict[str, Any], history: Series, step: int, horizon: int, timeout: float
@@ -49,24 +65,47 @@ class ModelRunner:
         """Move a fitted model to the newest `history` in a worker (no refit) and forecast."""
         return await self._run(model, "update", timeout, update_and_forecast, artifact, history, step, horizon)
 
+    async def score(self, detector: str, artifact: bytes | None, history: Series, step: int, timeout: float,
+                    ) -> Scored:
+        """Anomaly score of the newest sample in a worker: with the saved detector, or fitting one."""
+        return await self._run(detector, "detect", timeout, score_latest, detector, artifact, history, step)
+
+    async def call(self, fn: Callable, *args, timeout: float) -> Any:
+        """Run `fn(*args)` in a worker; the worker is killed and replaced if it takes longer than `timeout`."""
+        future = self._pool.schedule(fn, args, timeout=timeout)
+        try:
+            return await asyncio.wrap_future(future)
+        except FutureTimeout:
+            raise FitTimeout(f"exceeded {timeout:g}s; the worker was stopped") from None
+        except ProcessExpired as e:
+            raise WorkerDied(f"worker process {e.pid} exited with code {e.exitcode}; a new one replaces it") from None
+        except asyncio.CancelledError:
+            future.cancel()  # pebble stops the worker if the task already started
+            raise
+
     async def _run(self, model: str, operation: str, timeout: float, fn, *args) -> Fitted:
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), timeout)
-        except TimeoutError:
-            raise FitTimeout(f"{model} {operation} exceeded {timeout:g}s") from None
-        except BrokenProcessPool:
-            log.error("model worker died; starting a new pool", extra={"model": model})
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            raise
-        self._telemetry.fit_seconds.labels(model, operation).observe(time.perf_counter() - started)
+            result = await self.call(fn, *args, timeout=timeout)
+        except (FitTimeout, WorkerDied) as e:
+            log.error("model worker lost", extra={"model": model, "operation": operation, "error": str(e)})
+            raise type(e)(f"{model} {operation}: {e}") from None
+        elapsed = time.perf_counter() - started
+        self._telemetry.fit_seconds.labels(model, operation).observe(elapsed)
+        log.debug("model run", extra={"model": model, "operation": operation, "seconds": round(elapsed, 4)})
         return result
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.stop()
+        self._pool.join(timeout=5)
 
 
 def _noop() -> None:
     pass
+
+
+def _pid() -> int:
+    import os
+
+    time.sleep(0.2)  # hold this worker so each call of worker_pids lands on a different one
+    return os.getpid()

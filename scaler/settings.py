@@ -81,7 +81,10 @@ class ModelsSettings(_Section):
     workers: int = Field(1, ge=1, le=64)  # processes that fit models, off the gRPC threads
     fit_timeout: Seconds = 60.0
     refit_interval: Seconds = 3600.0  # between fits, the fitted model only follows new data
-    artifacts: str | None = None  # folder of `helios train` output: start from those models
+    # Where `helios train` stores models (a folder or an fsspec URL: s3://bucket/prefix, gs://...):
+    # each workload starts from its newest complete version, and adopts newer ones as they appear.
+    artifacts: str | None = None
+    artifacts_poll_interval: Seconds = 300.0  # how often each workload looks for a newer version
     baseline: BaselineSettings = BaselineSettings()
     auto: AutoSettings = AutoSettings()
 
