@@ -7,9 +7,10 @@ here, once, so every source answers the same data with the same numbers:
 
 Grid
     Output is on multiples of `step` seconds (default 300), in UTC. Grid point t holds the samples in
-    [t, t + step), as engine.align does. `fetch` (a trigger's own query) returns the grid from the
-    first to the last step that has a value; the frames (`fetch_container_metrics`, ...) return every
-    grid point in the requested window, [end - hours, end].
+    [t, t + step), as engine.align does, but no sample after the window's end (so the last step may
+    be partial: with end = now, it is the step in progress). `fetch` (a trigger's own query) returns
+    the grid from the first to the last step that has a value; the frames (`fetch_container_metrics`,
+    ...) return every grid point in the requested window, [end - hours, end].
 Duplicate timestamps
     Samples of one series with the same timestamp are one observation reported twice: their mean is
     kept, once, before anything else.
@@ -282,7 +283,7 @@ class QueryAdapter:
         """A trigger's own query, as one aligned Series (see the module docstring for the rules)."""
         query = self._trigger_query(params)
         grid = grid_for(start, end, step)
-        raw = self._query(query, grid, step)
+        raw = self._query(query, grid, step, end)
         if len(raw) > 1:
             raise BadQuery(f"the query returned {len(raw)} series where one was expected: {describe_labels(raw)}; "
                            "aggregate them in the query (for example with sum or avg)")
@@ -314,7 +315,7 @@ class QueryAdapter:
         grid = grid_for(end - hours * 3600, end, step)
         columns = {}
         for key in keys:
-            columns[key] = self._metric_on_grid(key, values, grid, step)
+            columns[key] = self._metric_on_grid(key, values, grid, step, end)
         if all(np.isnan(c).all() for c in columns.values()):
             raise NoData(f"{self.name}: none of {', '.join(keys)} has samples for "
                          f"{', '.join(f'{k}={v!r}' for k, v in values.items() if v)} "
@@ -322,25 +323,28 @@ class QueryAdapter:
         index = pd.DatetimeIndex(pd.to_datetime(grid, unit="s", utc=True), name="timestamp")
         return pd.DataFrame(columns, index=index, columns=list(keys))
 
-    def _metric_on_grid(self, key: str, values: Mapping[str, str], grid: np.ndarray, step: int) -> np.ndarray:
+    def _metric_on_grid(self, key: str, values: Mapping[str, str], grid: np.ndarray, step: int,
+                        end: float) -> np.ndarray:
         spec = self.queries.get(key)
         if spec is None:
             return np.full(grid.size, np.nan)  # this source cannot read this metric
         rule = METRIC_RULES[key]
         counter = rule.counter if spec.counter is None else spec.counter
         try:
-            raw = self._query(self._render(spec.query, values), grid, step)
+            raw = self._query(self._render(spec.query, values), grid, step, end)
         except NoData:
             raw = []
         rows = [counter_on_grid(r, grid, step) if counter else gauge_on_grid(r, grid, step, self.max_gap_steps)
                 for r in raw]
         return combine(rows, rule.combine, grid.size)
 
-    def _query(self, query: Any, grid: np.ndarray, step: int) -> list[RawSeries]:
-        """`_query_range` over the buckets of `grid`, retrying outages."""
+    def _query(self, query: Any, grid: np.ndarray, step: int, end: float) -> list[RawSeries]:
+        """`_query_range` over the buckets of `grid` up to `end` (the last bucket may be partial),
+        retrying outages."""
         if grid.size == 0:
             return []
-        return self.with_retries(self._query_range, query, int(grid[0]), int(grid[-1]) + step - 1, step)
+        last = int(min(grid[-1] + step - 1, end))
+        return self.with_retries(self._query_range, query, int(grid[0]), last, step)
 
     def with_retries(self, call: Callable[..., T], *args: Any) -> T:
         policy = self.retry

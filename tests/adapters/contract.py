@@ -101,6 +101,11 @@ class ContractTarget:
     query_for: Callable[[str], Any]
 
 
+def last_second(origin: int) -> int:
+    """The end of a window that takes the dataset's last step whole (a step holds [t, t + STEP))."""
+    return origin + STEPS * STEP - 1
+
+
 def assert_values(actual, expected) -> None:
     """Exact equality, NaN where NaN is expected (float noise below 1e-9 allowed)."""
     np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float),
@@ -112,7 +117,7 @@ class AdapterContract:
 
     def test_a_gauge_is_averaged_per_step_with_nan_repeats_and_gaps_handled(self, contract: ContractTarget):
         t0 = contract.origin
-        s = contract.adapter.fetch(contract.params_for(LOAD), t0, t0 + (STEPS - 1) * STEP, STEP)
+        s = contract.adapter.fetch(contract.params_for(LOAD), t0, last_second(t0), STEP)
         assert s.timestamps.tolist() == [t0 + k * STEP for k in range(STEPS)]
         assert_values(s.values, EXPECTED_LOAD)
 
@@ -124,20 +129,25 @@ class AdapterContract:
 
     def test_a_window_inside_the_data_is_cut_on_the_grid(self, contract: ContractTarget):
         t0 = contract.origin
-        s = contract.adapter.fetch(contract.params_for(LOAD), t0 + STEP + 1, t0 + 4 * STEP, STEP)
+        s = contract.adapter.fetch(contract.params_for(LOAD), t0 + STEP + 1, t0 + 5 * STEP - 1, STEP)
         assert s.timestamps.tolist() == [t0 + 2 * STEP, t0 + 3 * STEP, t0 + 4 * STEP]
         assert_values(s.values, EXPECTED_LOAD[2:5])
+
+    def test_the_last_step_holds_only_the_samples_up_to_the_end_of_the_window(self, contract: ContractTarget):
+        t0 = contract.origin
+        s = contract.adapter.fetch(contract.params_for(LOAD), t0, t0 + STEP + 2 * RESOLUTION, STEP)
+        assert_values(s.values, [2, 11])  # step 1 up to its third sample: (10 + 11 + 12) / 3
 
     def test_several_series_for_a_trigger_query_are_a_bad_query_naming_them(self, contract: ContractTarget):
         t0 = contract.origin
         with pytest.raises(BadQuery, match="returned 2 series") as e:
-            contract.adapter.fetch(contract.params_for(RESTARTS), t0, t0 + (STEPS - 1) * STEP, STEP)
+            contract.adapter.fetch(contract.params_for(RESTARTS), t0, last_second(t0), STEP)
         assert 'container="app"' in str(e.value) and 'container="sidecar"' in str(e.value)
 
     def test_an_empty_answer_is_no_data(self, contract: ContractTarget):
         t0 = contract.origin
         with pytest.raises(NoData):
-            contract.adapter.fetch(contract.params_for(ABSENT), t0, t0 + (STEPS - 1) * STEP, STEP)
+            contract.adapter.fetch(contract.params_for(ABSENT), t0, last_second(t0), STEP)
 
     def test_a_window_before_the_data_is_no_data(self, contract: ContractTarget):
         t0 = contract.origin
@@ -151,15 +161,16 @@ class AdapterContract:
             "memory_bytes": q(CONNECTIONS), "restart_count": q(RESTARTS),
         })
         t0 = contract.origin
-        frame = adapter.fetch_container_metrics("contract", hours=1, end=t0 + (STEPS - 1) * STEP)
-        # [end - 1 h, end] holds one step before the data: NaN in every column.
+        frame = adapter.fetch_container_metrics("contract", hours=1.25, end=last_second(t0))
+        # The window [end - 75 min, end] starts three steps before the data: NaN in every column.
         assert list(frame.columns) == ["cpu_utilization", "memory_utilization", "memory_bytes", "restart_count"]
         assert frame.index.tz is not None and str(frame.index.tz) == "UTC"
-        assert list(frame.index) == [pd.Timestamp(t0 + k * STEP, unit="s", tz="UTC") for k in range(-1, STEPS)]
-        assert_values(frame["cpu_utilization"], [NAN, *EXPECTED_LOAD])
-        assert_values(frame["memory_utilization"], [NAN] * (STEPS + 1))
-        assert_values(frame["memory_bytes"], [NAN, *EXPECTED_CONNECTIONS_SUM])
-        assert_values(frame["restart_count"], [NAN, *EXPECTED_RESTARTS])
+        assert list(frame.index) == [pd.Timestamp(t0 + k * STEP, unit="s", tz="UTC") for k in range(-3, STEPS)]
+        before = [NAN] * 3
+        assert_values(frame["cpu_utilization"], [*before, *EXPECTED_LOAD])
+        assert_values(frame["memory_utilization"], [NAN] * (STEPS + 3))
+        assert_values(frame["memory_bytes"], [*before, *EXPECTED_CONNECTIONS_SUM])
+        assert_values(frame["restart_count"], [*before, *EXPECTED_RESTARTS])
 
     def test_database_frame_combines_series_by_each_metrics_rule(self, contract: ContractTarget):
         q = contract.query_for
@@ -168,7 +179,7 @@ class AdapterContract:
             "db_connections": q(CONNECTIONS), "db_replication_lag": q(CONNECTIONS),
         })
         t0 = contract.origin
-        frame = adapter.fetch_database_metrics("db-1", hours=(STEPS - 1) * STEP / 3600, end=t0 + (STEPS - 1) * STEP)
+        frame = adapter.fetch_database_metrics("db-1", hours=(STEPS * STEP - 1) / 3600, end=last_second(t0))
         assert list(frame.columns) == ["db_cpu_utilization", "db_memory_utilization", "db_connections",
                                        "db_replication_lag"]
         assert len(frame) == STEPS
@@ -182,4 +193,4 @@ class AdapterContract:
                                                  ("redis_memory_utilization", "redis_connections", "redis_hit_rate")})
         t0 = contract.origin
         with pytest.raises(NoData, match="none of redis_memory_utilization"):
-            adapter.fetch_cache_metrics("cache-1", hours=1, end=t0 + (STEPS - 1) * STEP)
+            adapter.fetch_cache_metrics("cache-1", hours=1, end=last_second(t0))

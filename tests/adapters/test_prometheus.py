@@ -26,11 +26,11 @@ from .contract import (
     LOAD,
     NAN,
     STEP,
-    STEPS,
     AdapterContract,
     ContractTarget,
     assert_values,
     canonical_samples,
+    last_second,
     recent_origin,
 )
 
@@ -83,7 +83,7 @@ class TestPrometheusContract(AdapterContract):
 
 
 def window(prometheus):
-    return prometheus.origin, prometheus.origin + (STEPS - 1) * STEP, STEP
+    return prometheus.origin, last_second(prometheus.origin), STEP
 
 
 def test_registered_under_its_trigger_name():
