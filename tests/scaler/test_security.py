@@ -175,6 +175,38 @@ async def test_mtls_requires_a_client_certificate_from_the_configured_ca(start_a
                         "other CA": grpc.StatusCode.UNAVAILABLE}
 
 
+async def test_a_renewed_certificate_is_served_without_a_restart(start_app, tmp_path, caplog):
+    first, second = CA(tmp_path, "first-ca"), CA(tmp_path, "second-ca")
+    live = Pem(tmp_path / "tls.crt", tmp_path / "tls.key")
+
+    def install(cert: bytes, key: bytes) -> None:
+        # As kubelet updates a mounted Secret: new files swapped in, not rewritten in place.
+        for path, data in ((live.cert, cert), (live.key, key)):
+            path.with_suffix(".new").write_bytes(data)
+            path.with_suffix(".new").replace(path)
+
+    async def status_with(ca: CA) -> grpc.StatusCode:
+        creds = grpc.ssl_channel_credentials(ca.pem.cert.read_bytes())
+        options = [("grpc.use_local_subchannel_pool", 1)]  # a fresh connection, so a fresh handshake
+        async with grpc.aio.secure_channel(f"localhost:{app.grpc_port}", creds, options=options) as channel:
+            return await status_of(externalscaler_pb2_grpc.ExternalScalerStub(channel).GetMetricSpec(DEMO, timeout=5))
+
+    install(*first.issue("helios-1", server=True).read())
+    app = await start_app(fast_settings(security={"tls_cert_file": str(live.cert), "tls_key_file": str(live.key)}))
+    assert (await status_with(first), await status_with(second)) == (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE)
+
+    install(*second.issue("helios-2", server=True).read())
+    assert (await status_with(first), await status_with(second)) == (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.OK)
+
+    # A renewal gone wrong (a key that is not the certificate's) keeps the last good certificate.
+    with caplog.at_level(logging.ERROR, logger="helios.scaler.security"):
+        install(second.issue("helios-3", server=True).cert.read_bytes(), first.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        assert await status_with(second) == grpc.StatusCode.OK
+    assert [r.getMessage() for r in caplog.records] == [
+        "TLS files changed but cannot be used; serving the previous certificate"]
+
+
 # --- the plaintext health port -----------------------------------------------------------------
 
 
