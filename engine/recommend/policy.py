@@ -106,13 +106,14 @@ class ScalingPolicy:
                 self._require(f.name, ok, "a finite number")
         up = self.cpu_scale_up_threshold
         self._require("cpu_scale_up_threshold", 0 < up <= 1, "in (0, 1]")
-        self._require("cpu_scale_down_threshold", 0 < self.cpu_scale_down_threshold < up,
-                           f"in (0, cpu_scale_up_threshold={up})")
-        self._require("memory_warning_threshold", 0 < self.memory_warning_threshold < 1, "in (0, 1)")
+        # 0 turns SCALE_DOWN and DECREASE_CPU off; confidence_threshold 1 turns SCALE_UP off.
+        self._require("cpu_scale_down_threshold", 0 <= self.cpu_scale_down_threshold < up,
+                           f"in [0, cpu_scale_up_threshold={up})")
+        self._require("memory_warning_threshold", 0 < self.memory_warning_threshold <= 1, "in (0, 1]")
         self._require("min_replicas", self.min_replicas >= 0, ">= 0")
         self._require("max_replicas", self.max_replicas >= max(1, self.min_replicas),
                            f">= 1 and >= min_replicas={self.min_replicas}")
-        self._require("confidence_threshold", 0 <= self.confidence_threshold < 1, "in [0, 1)")
+        self._require("confidence_threshold", 0 <= self.confidence_threshold <= 1, "in [0, 1]")
         self._require("preemptive_ratio", self.preemptive_ratio > 1, "> 1")
         self._require("scale_down_quantile", 0.5 <= self.scale_down_quantile <= 0.99, "in [0.5, 0.99]")
         self._require("cpu_request_percentile", 0 < self.cpu_request_percentile <= 1, "in (0, 1]")

@@ -492,12 +492,14 @@ def test_missing_samples_are_skipped():
         (dict(cpu_scale_down_threshold=0.9), "cpu_scale_down_threshold"),
         (dict(cpu_scale_up_threshold=1.5), "cpu_scale_up_threshold"),
         (dict(memory_warning_threshold=0), "memory_warning_threshold"),
+        (dict(memory_warning_threshold=1.2), "memory_warning_threshold"),
         (dict(min_replicas=5, max_replicas=3), "max_replicas"),
         (dict(min_replicas=-1), "min_replicas"),
         (dict(min_replicas=1.5), "min_replicas"),
         (dict(cooldown_seconds=-1), "cooldown_seconds"),
         (dict(cooldown_seconds=float("nan")), "cooldown_seconds"),
-        (dict(confidence_threshold=1.0), "confidence_threshold"),
+        (dict(confidence_threshold=1.01), "confidence_threshold"),
+        (dict(cpu_scale_down_threshold=-0.1), "cpu_scale_down_threshold"),
         (dict(preemptive_ratio=1.0), "preemptive_ratio"),
         (dict(scale_up_window=0), "scale_up_window"),
         (dict(pod_startup_seconds=7200), "preemptive_window"),
@@ -548,6 +550,12 @@ def test_summary_is_json_ready():
     assert summary["action"] == "SCALE_DOWN" and summary["urgency"] == "low"
     assert summary["conditions"] == ["SCALE_DOWN", "DECREASE_CPU"]
     assert summary["resources"][0]["suggested"] == pytest.approx(0.115)
+
+
+def test_thresholds_at_their_ends_turn_rules_off():
+    quiet = ScalingPolicy(cpu_scale_down_threshold=0, confidence_threshold=1)
+    assert run(quiet, **SCENARIO[Action.SCALE_UP]).action is Action.NONE
+    assert run(quiet, **SCENARIO[Action.SCALE_DOWN], **SCENARIO[Action.DECREASE_CPU]).action is Action.NONE
 
 
 def test_policy_is_a_plain_value():
