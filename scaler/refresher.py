@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from helios.engine.artifacts import open_bundle
 from helios.engine.errors import ArtifactError, HeliosError, NoData, SourceError, SourceUnavailable
+from helios.engine.types import Series
 
 from .artifact_store import ArtifactStore
 from .metadata import TriggerSpec
@@ -97,7 +98,11 @@ class Refresher:
     async def _run(self, key: WorkloadKey) -> None:
         try:
             while True:
-                await self.refresh(key)
+                try:
+                    await self.refresh(key)
+                except Exception as e:  # a bug must not end the workload's refreshes: record it, go on
+                    log.exception("refresh raised", extra={"workload": "/".join(key)})
+                    self._fail(key, e, "fit_error")
                 self._workloads[key].first_refresh.set()  # even on failure: waiters get the error now
                 await asyncio.sleep(self._metrics.refresh_interval)
                 if self._clock() - self._workloads[key].last_seen > self._metrics.idle_timeout:
@@ -203,6 +208,8 @@ class Refresher:
         except Exception as e:  # a bug or an untyped library error: an outage, but loudly logged
             log.exception("metric source raised an untyped error", extra={"source": trigger.source})
             raise SourceUnavailable(f"{trigger.source}: {e.__class__.__name__}: {e}") from e
+        if not isinstance(history, Series):  # a source bug: treated as an outage, never trusted
+            raise SourceUnavailable(f"{trigger.source} returned {type(history).__name__}, not a Series")
         if history.last_value() is None:
             raise NoData(f"{trigger.source} returned no samples in the last {self._metrics.history:g}s")
         return history
