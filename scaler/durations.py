@@ -1,5 +1,6 @@
 """Durations written the way Kubernetes and Prometheus users write them: `30s`, `5m`, `1h30m`."""
 
+import math
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -11,16 +12,22 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as '30s', '5m' or '1h30m'")
     if isinstance(value, int | float):
-        return float(value)
+        return _finite(float(value))
     text = str(value).strip()
     try:
-        return float(text)
+        return _finite(float(text))
     except ValueError:
         pass
     parts = _PART.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"{text!r} is not a duration; use e.g. '30s', '5m' or '1h30m'")
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _finite(seconds: float) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError(f"{seconds!r} is not a duration; use e.g. '30s', '5m' or '1h30m'")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
