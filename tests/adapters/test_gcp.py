@@ -1,0 +1,238 @@
+"""The gcp source: the real google-cloud-monitoring client against a loopback MetricService server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import socket
+
+import grpc
+import numpy as np
+import pandas as pd
+import pytest
+
+from helios.adapters.contract import RetryPolicy
+from helios.adapters.gcp import GcpMonitoringSource, GcpParams, GcpQuery
+from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+
+from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
+from .servers.gcp_monitoring import MetricServiceServer, StoredSeries
+
+FAST = RetryPolicy(timeout=3, attempts=3, backoff_initial=0.01, backoff_max=0.02, deadline=10)
+PROJECT = "helios-test"
+CUSTOM = "custom.googleapis.com/"
+
+
+def custom_filter(metric: str) -> str:
+    return f'metric.type = "{CUSTOM}{metric}"'
+
+
+@pytest.fixture(scope="module")
+def canonical_server():
+    origin = recent_origin()
+    server = MetricServiceServer(page_size=7).start()  # a few points per page: every query pages
+    by_series: dict[tuple, StoredSeries] = {}
+    for metric, labels, ts, value in canonical_samples(origin):
+        if math.isnan(value):
+            continue  # Cloud Monitoring stores numbers only: a writer leaves a failed read out
+        key = (metric, tuple(sorted(labels.items())))
+        if key not in by_series:
+            by_series[key] = StoredSeries(CUSTOM + metric, "global", {"project_id": PROJECT}, dict(labels))
+        by_series[key].points.append((ts, value))
+    for s in by_series.values():
+        server.add(StoredSeries(s.metric_type, s.resource_type, s.resource_labels, s.metric_labels, s.points))
+    server.origin = origin
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def contract(canonical_server):
+    return ContractTarget(
+        adapter=GcpMonitoringSource(project=PROJECT, client=canonical_server.client(), retry=FAST),
+        origin=canonical_server.origin,
+        params_for=lambda metric: GcpParams(filter=custom_filter(metric)),
+        # The counter is read raw, as the standard restart_count query reads kubernetes.io/container/restart_count.
+        query_for=lambda metric: GcpQuery(custom_filter(metric), aligner="ALIGN_NONE" if metric == RESTARTS
+                                          else "ALIGN_MEAN"),
+    )
+
+
+class TestGcpContract(AdapterContract):
+    pass
+
+
+def test_the_contract_queries_paged_through_the_server(canonical_server):
+    tokens = [r.page_token for r in canonical_server.requests]
+    assert "" in tokens and any(t for t in tokens), "the client should have followed next_page_token"
+
+
+# -- the standard metrics: what the adapter asks and what it builds ------------------------------
+
+@pytest.fixture
+def server():
+    s = MetricServiceServer(page_size=5).start()
+    yield s
+    s.stop()
+
+
+def k8s(metric: str, pod: str, points, *, memory_type: str | None = None, workload: str = "web", integer=False):
+    labels = {"project_id": PROJECT, "location": "europe-west1", "cluster_name": "prod", "namespace_name": "shop",
+              "pod_name": pod, "container_name": "app"}
+    return StoredSeries(f"kubernetes.io/container/{metric}", "k8s_container", labels,
+                        {"memory_type": memory_type} if memory_type else {}, list(points), integer=integer,
+                        system_labels={"top_level_controller_name": workload})
+
+
+def test_container_frame_asks_for_namespace_series_aligned_per_step_and_builds_the_frame(server):
+    t0 = 1_800_000_000 // STEP * STEP
+    minutes = range(0, 3600, 60)
+    server.add(k8s("cpu/limit_utilization", "web-1", [(t0 + s, 0.2) for s in minutes]))
+    server.add(k8s("cpu/limit_utilization", "web-2", [(t0 + s, 0.4 + s / 36_000) for s in minutes]))
+    server.add(k8s("memory/limit_utilization", "web-1", [(t0 + s, 0.5) for s in minutes], memory_type="non-evictable"))
+    server.add(k8s("memory/limit_utilization", "web-1", [(t0 + s, 0.9) for s in minutes], memory_type="evictable"))
+    server.add(k8s("memory/used_bytes", "web-1", [(t0 + s, 100e6) for s in minutes], memory_type="non-evictable",
+                   integer=True))
+    server.add(k8s("memory/used_bytes", "web-2", [(t0 + s, 50e6) for s in minutes], memory_type="non-evictable",
+                   integer=True))
+    server.add(k8s("restart_count", "web-1", [(t0 + s, s // 900) for s in minutes], integer=True))
+    server.add(k8s("cpu/limit_utilization", "other-1", [(t0 + s, 0.99) for s in minutes], workload="other"))
+    source = GcpMonitoringSource(project=PROJECT, cluster="prod", client=server.client(), retry=FAST)
+
+    end = t0 + 3600 - 1  # the last second of the data's last step: whole steps only
+    frame = source.fetch_container_metrics("shop", hours=1, end=end, workload="web")
+
+    first = [r for r in server.requests if not r.page_token]
+    assert [r.filter for r in first] == [
+        f'metric.type = "kubernetes.io/container/{m}" AND resource.type = "k8s_container" '
+        f'AND resource.labels.namespace_name = "shop" AND resource.labels.cluster_name = "prod" '
+        f'AND metadata.system_labels.top_level_controller_name = "web"{extra}'
+        for m, extra in [("cpu/limit_utilization", ""),
+                         ("memory/limit_utilization", ' AND metric.labels.memory_type = "non-evictable"'),
+                         ("memory/used_bytes", ' AND metric.labels.memory_type = "non-evictable"'),
+                         ("restart_count", "")]
+    ]
+    for r in first:
+        assert r.name == f"projects/{PROJECT}"
+        assert r.interval.start_time == dt.datetime.fromtimestamp(t0 - 1, dt.UTC)  # (start, end]
+        assert r.interval.end_time == dt.datetime.fromtimestamp(end, dt.UTC)
+        assert r.aggregation.cross_series_reducer.name == "REDUCE_NONE"
+    assert [r.aggregation.per_series_aligner.name for r in first] == ["ALIGN_MEAN"] * 3 + ["ALIGN_NONE"]
+    assert [r.aggregation.alignment_period for r in first[:3]] == [dt.timedelta(seconds=STEP)] * 3
+    assert any(r.page_token for r in server.requests), "5 points a page: the client must have paged"
+
+    assert list(frame.index) == [pd.Timestamp(t0 + STEP * k, unit="s", tz="UTC") for k in range(12)]
+    steps = np.arange(12)
+    # Two pods averaged per step; web-2 rises by 1/36000 a second, so its step mean is 0.4 + (300k + 120)/36000.
+    np.testing.assert_allclose(frame["cpu_utilization"], (0.2 + 0.4 + (300 * steps + 120) / 36_000) / 2)
+    np.testing.assert_allclose(frame["memory_utilization"], 0.5)  # the evictable series is not asked for
+    np.testing.assert_allclose(frame["memory_bytes"], 150e6)  # bytes of two pods add up
+    # The raw counter (one sample a minute) climbs by one every 15 minutes: at steps 3, 6 and 9.
+    np.testing.assert_array_equal(frame["restart_count"], [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0])
+
+
+def test_a_window_ending_inside_a_step_asks_for_that_partial_step_on_its_own(server):
+    t0 = 1_800_000_000 // STEP * STEP
+    server.add(k8s("cpu/limit_utilization", "web-1", [(t0 + s, s / 60) for s in range(0, 1800, 60)]))
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST)
+    end = t0 + 2 * STEP + 120  # two whole steps, then the step in progress up to its third sample
+
+    s = source.fetch(GcpParams(filter='metric.type = "kubernetes.io/container/cpu/limit_utilization"'), t0, end, STEP)
+
+    intervals = [(r.interval.start_time.timestamp() - t0, r.interval.end_time.timestamp() - t0)
+                 for r in server.requests if not r.page_token]
+    assert intervals == [(-1, 2 * STEP - 1), (2 * STEP - 1, 2 * STEP + 120)]
+    assert s.timestamps.tolist() == [t0, t0 + STEP, t0 + 2 * STEP]
+    assert s.values.tolist() == [2, 7, 11]  # minute samples 0-4, 5-9, then only 10-12
+
+
+def test_database_and_cache_frames_name_the_cloud_sql_and_memorystore_resources(server):
+    t0 = 1_800_000_000 // STEP * STEP
+    sql = {"project_id": PROJECT, "database_id": f"{PROJECT}:orders", "region": "europe-west1"}
+    for metric, value in [("cpu/utilization", 0.3), ("memory/utilization", 0.6), ("postgresql/num_backends", 42),
+                          ("replication/replica_lag", 1.5)]:
+        server.add(StoredSeries(f"cloudsql.googleapis.com/database/{metric}", "cloudsql_database", sql,
+                                points=[(t0 + s, value) for s in range(0, 1800, 60)]))
+    redis_id = f"projects/{PROJECT}/locations/europe-west1/instances/sessions"
+    redis = {"project_id": PROJECT, "region": "europe-west1", "instance_id": redis_id}
+    for metric, value in [("stats/memory/usage_ratio", 0.7), ("clients/connected", 12), ("stats/cache_hit_ratio", 0.9)]:
+        server.add(StoredSeries(f"redis.googleapis.com/{metric}", "redis_instance", redis,
+                                points=[(t0 + s, value) for s in range(0, 1800, 60)]))
+    source = GcpMonitoringSource(project=PROJECT, region="europe-west1", client=server.client(), retry=FAST)
+    end = t0 + 1800 - 1
+
+    db = source.fetch_database_metrics("orders", hours=0.5, end=end)
+    cache = source.fetch_cache_metrics("sessions", hours=0.5, end=end)
+
+    filters = [r.filter for r in server.requests if not r.page_token]
+    assert 'resource.labels.database_id = "helios-test:orders"' in filters[0]
+    assert f'resource.labels.instance_id = "{redis_id}"' in filters[-1]
+    assert db.to_dict("list") == {
+        "db_cpu_utilization": [0.3] * 6, "db_memory_utilization": [0.6] * 6, "db_connections": [42.0] * 6,
+        "db_replication_lag": [1.5] * 6}
+    assert cache.to_dict("list") == {
+        "redis_memory_utilization": [0.7] * 6, "redis_connections": [12.0] * 6, "redis_hit_rate": [0.9] * 6}
+
+
+def test_a_trigger_query_sends_its_own_aligner_reducer_and_group_by(server):
+    t0 = 1_800_000_000 // STEP * STEP
+    server.add(k8s("cpu/limit_utilization", "web-1", [(t0 + s, 0.2) for s in range(0, 1800, 60)]))
+    server.add(k8s("cpu/limit_utilization", "web-2", [(t0 + s, 0.6) for s in range(0, 1800, 60)]))
+    source = GcpMonitoringSource(project="ignored", client=server.client(), retry=FAST)
+    params = GcpParams(filter='metric.type = "kubernetes.io/container/cpu/limit_utilization"', aligner="ALIGN_MAX",
+                       reducer="REDUCE_SUM", project=PROJECT)
+
+    s = source.fetch(params, t0, t0 + 1800 - 1, STEP)
+
+    request = server.requests[0]
+    assert request.name == f"projects/{PROJECT}"
+    assert request.aggregation.per_series_aligner.name == "ALIGN_MAX"
+    assert request.aggregation.cross_series_reducer.name == "REDUCE_SUM"
+    assert s.timestamps.tolist() == [t0 + STEP * k for k in range(6)]
+    np.testing.assert_allclose(s.values, 0.8)  # summed by the server: one series
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, error", [
+    (grpc.StatusCode.PERMISSION_DENIED, SourceUnauthorized),
+    (grpc.StatusCode.UNAUTHENTICATED, SourceUnauthorized),
+    (grpc.StatusCode.INVALID_ARGUMENT, BadQuery),
+])
+def test_refusals_are_typed_and_not_retried(server, code, error):
+    server.fail_with = (code, "refused by the test")
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST)
+    with pytest.raises(error, match="refused by the test"):
+        source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
+    assert len(server.requests) == 1
+
+
+def test_a_filter_the_server_cannot_parse_is_a_bad_query_with_its_message(server):
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST)
+    with pytest.raises(BadQuery, match="Could not parse filter"):
+        source.fetch(GcpParams(filter="metric.type = kubernetes"), 0, 3600, STEP)
+
+
+def test_an_unavailable_server_is_retried_then_an_outage(server):
+    server.fail_with = (grpc.StatusCode.UNAVAILABLE, "overloaded")
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST)
+    with pytest.raises(SourceUnavailable, match="overloaded"):
+        source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
+    assert len(server.requests) == FAST.attempts
+
+
+def test_nothing_listening_is_an_outage():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the client connects
+    client = MetricServiceServer().client(f"127.0.0.1:{port}")
+    source = GcpMonitoringSource(project=PROJECT, client=client, retry=FAST)
+    with pytest.raises(SourceUnavailable):
+        source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
+
+
+def test_without_application_default_credentials_a_query_is_unauthorized(monkeypatch, tmp_path):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    source = GcpMonitoringSource(project=PROJECT, retry=FAST)  # the constructor itself needs no credentials
+    with pytest.raises(SourceUnauthorized, match="credentials"):
+        source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
