@@ -7,6 +7,7 @@ answered from their latest snapshot; ad-hoc series are fitted in the worker proc
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -35,6 +36,8 @@ from .telemetry import Telemetry
 
 
 class Admin(pb_grpc.AdminServicer):
+    call_log_level = logging.INFO  # people's calls, few: each is worth a line (calls.unary)
+
     def __init__(self, store: StateStore, runner: ModelRunner, insights: Insights, settings: Settings,
                  telemetry: Telemetry, clock: Callable[[], float] = time.time) -> None:
         self.telemetry = telemetry
@@ -359,9 +362,13 @@ def _model_choice(snap: Snapshot, default: str) -> str:
     t, details = snap.trigger, snap.model_details or {}
     losses = details.get("losses") or {}
     if t.model == "auto" and losses:
-        ranked = ", ".join(f"{name} {loss:.4g}" for name, loss in sorted(losses.items(), key=lambda kv: kv[1]))
-        return (f"auto chose {snap.forecast.model}: the lowest holdout loss (absolute error for the point, "
-                f"pinball loss at q{t.quantile:g} for the quantiles) among: {ranked}")
+        def best(kind: str) -> str:  # the three lowest of one loss, e.g. "prophet 1.16, naive+prophet 1.18, ..."
+            mine = sorted((loss, name.split(":", 1)[1]) for name, loss in losses.items() if name.startswith(kind))
+            return ", ".join(f"{name} {loss:.4g}" for loss, name in mine[:3])
+        quantile = f"q{t.quantile:g}:"
+        return (f"auto chose {snap.forecast.model} by its holdout losses (lower is better; see "
+                f"engine/models/auto.py). Point, mean absolute error: {best('point:')}. Quantile {t.quantile:g}, "
+                f"pinball loss: {best(quantile)}")
     origin = "the server default (models.default)" if t.model == default else "the trigger's `model` key"
     version = f", from trained artifact {snap.model_version}" if snap.model_version else ""
     return f"{t.model}, set by {origin}{version}"

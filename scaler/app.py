@@ -24,6 +24,7 @@ from .artifact_store import ArtifactStore
 from .auth import admin_interceptors
 from .exporter import SnapshotCollector
 from .external_scaler import ExternalScaler
+from .insights import Insights
 from .metadata import MetadataParser
 from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
 from .refresher import Refresher
@@ -51,7 +52,9 @@ class HeliosApp:
         self.store = StateStore(settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
         artifacts = ArtifactStore(settings.models.artifacts) if settings.models.artifacts else None
-        self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts)
+        self.insights = Insights(self.runner, settings, self.telemetry, clock)
+        self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts,
+                                   self.insights)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS)
         self.health = health.aio.HealthServicer()
@@ -59,7 +62,7 @@ class HeliosApp:
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(
             ExternalScaler(parse, self.refresher, self.store, settings, self.telemetry, clock), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
-            Admin(self.store, self.runner, settings, self.telemetry, clock), self.server)
+            Admin(self.store, self.runner, self.insights, settings, self.telemetry, clock), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.health_server = health_only_server(self.health)  # plaintext, for kubelet probes

@@ -66,11 +66,33 @@ def unary(handler):
             code, message = _status_of(e)
             await context.abort(code, message)
         finally:
+            elapsed = time.perf_counter() - started
             telemetry.requests.labels(method, code.name).inc()
-            telemetry.request_seconds.labels(method).observe(time.perf_counter() - started)
+            telemetry.request_seconds.labels(method).observe(elapsed)
+            _summarise(self, method, request, code, elapsed)
 
     return call
 
+
+
+def _summarise(servicer, method: str, request, code: grpc.StatusCode, elapsed: float) -> None:
+    """One log line per call: the rpc, the workload it is about, the status and the time; never the payload.
+    KEDA polls every workload several times a minute, so its calls log at DEBUG; the admin API's at INFO."""
+    level = getattr(servicer, "call_log_level", logging.DEBUG)
+    if not log.isEnabledFor(level):
+        return
+    log.log(level, "rpc", extra={"rpc": method, "code": code.name, "duration_ms": round(elapsed * 1000, 3),
+                                 "workload": _workload_of(request)})
+
+
+def _workload_of(request) -> str:
+    ref = getattr(request, "scaledObjectRef", None) or request
+    for field, parts in (("workload", ("namespace", "name", "metric_name")), (None, ("namespace", "name"))):
+        message = getattr(ref, field, None) if field else ref
+        if message is not None and all(hasattr(message, p) for p in parts):
+            name = "/".join(getattr(message, p) for p in parts)
+            return name if name.strip("/") else ""
+    return ""
 
 
 def streaming(handler):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from helios.engine.align import align
 from helios.engine.anomaly.base import Severity
@@ -63,9 +63,9 @@ class Insights:
         memory = self._memory.get(key)
         return memory.last_action if memory else None
 
-    async def after_forecast(self, before: Snapshot, snap: Snapshot, history: Series, refit: bool) -> Snapshot:
-        """`snap` (which has the new forecast) with the anomaly, forecast error and recommendation added.
-        `before` is the snapshot the last answer was made from."""
+    async def after_forecast(self, before: Snapshot, snap: Snapshot, history: Series, refit: bool) -> dict:
+        """The Snapshot fields derived from `snap`'s new forecast: recent inputs, anomaly, forecast error
+        and recommendation. `before` is the snapshot the last answer was made from."""
         key, trigger, now = snap.trigger.key, snap.trigger, self._clock()
         memory = self._memory.setdefault(key, _Memory(ledger=ForecastLedger(
             interval_level=self._settings.models.interval_level)))
@@ -81,8 +81,8 @@ class Insights:
         current = self.estimated_replicas(before, now)
         rec = recommend(self.inputs_for(snap, recent, reading, current), self.policy, memory.last_action, now)
         self._note(key, memory, rec, snap, reading, now)
-        return replace(snap, recent=recent, anomaly=reading, forecast_error=memory.ledger.error(),
-                       recommendation=rec, current_replicas_source="estimate")
+        return {"recent": recent, "anomaly": reading, "forecast_error": memory.ledger.error(),
+                "recommendation": rec, "current_replicas_source": "estimate"}
 
     def inputs_for(self, snap: Snapshot, recent: Series | None, reading: AnomalyReading | None,
                    current_replicas: int) -> WorkloadInputs:

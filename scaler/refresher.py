@@ -21,6 +21,7 @@ from helios.engine.errors import ArtifactError, HeliosError, NoData, SourceError
 from helios.engine.types import Series
 
 from .artifact_store import ArtifactStore
+from .insights import Insights
 from .metadata import TriggerSpec
 from .runner import ModelRunner
 from .settings import Settings
@@ -53,7 +54,9 @@ class Refresher:
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
         artifacts: ArtifactStore | None = None,
+        insights: Insights | None = None,
     ) -> None:
+        self._insights = insights
         self._artifacts = artifacts
         self._store = store
         self._sources = sources
@@ -111,6 +114,8 @@ class Refresher:
         finally:
             self._workloads.pop(key, None)
             self._store.remove(key)
+            if self._insights is not None:
+                self._insights.forget(key)
 
     async def refresh(self, key: WorkloadKey) -> None:
         """One refresh: publish the observed value as soon as it is fetched, the forecast after.
@@ -159,10 +164,15 @@ class Refresher:
             self._fail(key, e, "fit_error")
             return
         w.artifact = fitted.artifact
-        self._store.put(replace(self._store.get(key), forecast=fitted.forecast, forecast_at=now,
+        before = self._store.get(key)
+        self._store.put(replace(before, forecast=fitted.forecast, forecast_at=now,
                                 model_details=fitted.details, fitted_at=w.fitted_at))
         self._telemetry.refreshes.labels(trigger.source, "ok").inc()
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
+        w.first_refresh.set()  # callers waiting for the first answer get the forecast now, not after the insights
+        if self._insights is not None:  # anomaly scoring (seconds for xgboost) never delays the forecast
+            derived = await self._insights.after_forecast(before, self._store.get(key), history, refit)
+            self._store.put(replace(self._store.get(key), **derived))  # the latest: the trigger may have changed
 
     async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
                                    step: int) -> bool:

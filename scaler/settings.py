@@ -117,6 +117,35 @@ class ModelsSettings(_Section):
         return params
 
 
+class ScalingSettings(_Section):
+    """The recommendation engine's thresholds (engine.recommend.ScalingPolicy); utilisation is the
+    workload's load over its capacity (current replicas x the trigger's targetValue)."""
+
+    cpu_scale_up_threshold: float = Field(0.80, gt=0, le=1)
+    cpu_scale_down_threshold: float = Field(0.20, ge=0, lt=1)
+    memory_warning_threshold: float = Field(0.85, gt=0, le=1)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(10, ge=1)
+    cooldown_seconds: Seconds = 300.0  # no opposite replica action within this long of the last one
+    confidence_threshold: float = Field(0.8, ge=0, le=1)  # SCALE_UP needs more confidence than this
+    preemptive_ratio: float = Field(2.0, gt=1)  # PREEMPTIVE_SCALE when the forecast exceeds this x baseline
+    pod_startup_seconds: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = 120.0
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})")
+        if self.cpu_scale_down_threshold >= self.cpu_scale_up_threshold:
+            raise ValueError("cpu_scale_down_threshold must be below cpu_scale_up_threshold")
+        return self
+
+
+class AnomalySettings(_Section):
+    # Scores each workload's newest sample. xgboost is refitted with the model (seconds per workload
+    # and fit) and only scores in between; zscore and threshold are cheap; none turns scoring off.
+    detector: Literal["xgboost", "zscore", "threshold", "none"] = "xgboost"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELIOS_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -125,6 +154,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     models: ModelsSettings = ModelsSettings()
+    scaling: ScalingSettings = ScalingSettings()
+    anomaly: AnomalySettings = AnomalySettings()
     security: SecuritySettings = SecuritySettings()
 
 

@@ -40,6 +40,7 @@ def fast_settings(**sections):
         "metrics": {"refresh_interval": 3600, "staleness_limit": 7200, "first_answer_wait": 2},
         "log_format": "text",
         "security": {"health_port": 0},
+        "anomaly": {"detector": "zscore"},  # xgboost's fit takes seconds per workload; its own tests use it
     }
     for section, values in sections.items():
         layered[section] = {**layered.get(section, {}), **values}

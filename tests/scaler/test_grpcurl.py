@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..helpers import write_trace
+from ..helpers import fast_settings, write_trace
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 
@@ -70,3 +70,48 @@ async def test_admin_predict_with_json(start_app):
     assert r["model"] == "baseline" and len(r["points"]) == 4
     assert r["points"][0]["timestamp"] == "2024-01-01T06:00:00Z"
     assert all(p["lower"] <= p["value"] <= p["upper"] for p in r["points"])
+
+
+async def test_admin_explain_recommend_detect_and_list_models_with_json(start_app, tmp_path):
+    values = np.full(300, 42.0)
+    values[-1] = 400.0  # a spike the zscore detector flags
+    path = write_trace(tmp_path / "web.csv", values)
+    app = await start_app(fast_settings(anomaly={"detector": "zscore"}))
+    ref = {"name": "web", "namespace": "shop",
+           "scalerMetadata": {"source": "file", "path": str(path), "targetValue": "10"}}
+    rc, out, err = await grpcurl(app.grpc_port, "externalscaler.ExternalScaler/GetMetricSpec", data=json.dumps(ref))
+    name = json.loads(out)["metricSpecs"][0]["metricName"]
+    rc, out, err = await grpcurl(app.grpc_port, "externalscaler.ExternalScaler/GetMetrics",
+                                 data=json.dumps({"scaledObjectRef": ref, "metricName": name}))
+    assert rc == 0, err
+    workload = {"namespace": "shop", "name": "web", "metric_name": name}
+    while app.store.get(("shop", "web", name)).recommendation is None:  # insights follow the forecast
+        await asyncio.sleep(0.02)
+
+    rc, out, err = await grpcurl(app.grpc_port, "helios.admin.v1.Admin/Explain",
+                                 data=json.dumps({"workload": workload}))
+    assert rc == 0, err
+    explained = json.loads(out)
+    assert explained["anomaly"]["severity"] == "CRITICAL"
+    assert explained["recommendation"]["action"] == "ALERT_CRITICAL"
+    assert "ceil(" in explained["served_value_reason"] and explained["recent_inputs"][-1]["value"] == 400
+
+    rc, out, err = await grpcurl(app.grpc_port, "helios.admin.v1.Admin/Recommend",
+                                 data=json.dumps({"workload": workload, "current_replicas": 3}))
+    assert rc == 0, err
+    assert json.loads(out)["current_replicas"] == 3 and json.loads(out)["current_replicas_source"] == "request"
+
+    rc, out, err = await grpcurl(app.grpc_port, "helios.admin.v1.Admin/Detect",
+                                 data=json.dumps({"workload": workload, "last": 1}))
+    assert rc == 0, err
+    assert json.loads(out)["latest"]["severity"] == "CRITICAL" and len(json.loads(out)["points"]) == 1
+
+    rc, out, err = await grpcurl(app.grpc_port, "helios.admin.v1.Admin/ListModels")
+    assert rc == 0, err
+    listed = json.loads(out)
+    assert [m["ref"] for m in listed["loaded"]] == [workload] and listed["loaded"][0]["detector"] == "zscore"
+
+    rc, out, err = await grpcurl(app.grpc_port, "helios.admin.v1.Admin/Detect",
+                                 data=json.dumps({"series": {"samples": []}, "detector": "magic"}))
+    assert rc != 0 and "Code: InvalidArgument" in err
+    assert "detector: 'magic' is unknown" in err and "series.samples: 0 given" in err

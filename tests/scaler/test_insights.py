@@ -1,6 +1,7 @@
 """Anomaly score, rolling error and recommendation of tracked workloads: on /metrics, in the audit log,
 and through the admin API's Detect, Recommend, ListModels and Explain, over real loopback gRPC."""
 
+import asyncio
 import json
 import logging
 import math
@@ -43,7 +44,16 @@ async def tracked(start_app, client_for, tmp_path, values, **metadata):
     meta = {"source": "file", "path": str(path), "targetValue": "10", **metadata}
     await client.get_metrics(meta)
     name = await client.metric_name(meta)
+    await insights_of(app, ("shop", "web", name))
     return app, client, pb.WorkloadRef(namespace="shop", name="web", metric_name=name)
+
+
+async def insights_of(app, key, timeout=20.0):
+    """Wait for the insights that follow the first forecast (they run after it is published)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while app.store.get(key).recommendation is None:
+        assert asyncio.get_running_loop().time() < deadline, "no recommendation within the timeout"
+        await asyncio.sleep(0.02)
 
 
 async def test_a_spike_is_scored_exported_counted_and_explained(start_app, client_for, tmp_path, caplog):
@@ -181,3 +191,16 @@ async def test_list_models_shows_the_catalogue_and_every_fitted_model(start_app,
     [loaded] = r.loaded
     assert loaded.ref == ref and loaded.model == "naive" and loaded.forecast_model == "naive"
     assert loaded.detector == "zscore" and loaded.fitted_at.seconds > 0
+
+
+async def test_each_call_logs_a_summary_without_its_payload(start_app, client_for, caplog):
+    caplog.set_level(logging.DEBUG, logger="helios.scaler.calls")
+    client = client_for(await start_app(settings()))
+    await client.admin.Detect(pb.DetectRequest(series=pb_series(spiky(n=200))), timeout=10)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await client.admin.Explain(pb.ExplainRequest(workload=pb.WorkloadRef(namespace="a", name="b", metric_name="c")))
+    lines = [r for r in caplog.records if r.getMessage() == "rpc"]
+    assert [(r.rpc, r.code, r.levelname, r.workload) for r in lines] == [
+        ("Detect", "OK", "INFO", ""), ("Explain", "NOT_FOUND", "INFO", "a/b/c")]
+    assert all(r.duration_ms > 0 for r in lines)
+    assert not any("samples" in str(r.__dict__) for r in lines)
