@@ -16,7 +16,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
-from helios.adapters import SOURCES
 from helios.engine.models import MODELS
 
 from .admin import Admin
@@ -31,6 +30,7 @@ from .refresher import Refresher
 from .runner import ModelRunner
 from .security import add_main_port, health_only_server
 from .settings import Settings
+from .sources import build_sources
 from .state import StateStore
 from .telemetry import Telemetry
 
@@ -46,7 +46,7 @@ class HeliosApp:
     def __init__(self, settings: Settings, sources: Mapping[str, object] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.sources = dict(sources) if sources is not None else {name: cls() for name, cls in SOURCES.items()}
+        self.sources = dict(sources) if sources is not None else build_sources(settings)
         self.registry = CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
         self.store = StateStore(settings.metrics.staleness_limit)

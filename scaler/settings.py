@@ -15,6 +15,7 @@ from helios.engine.models import MODELS
 
 from .durations import parse_duration
 from .security import SecuritySettings
+from .source_settings import SourcesSettings
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0 picks a free port (tests)
@@ -154,6 +155,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     models: ModelsSettings = ModelsSettings()
+    sources: SourcesSettings = SourcesSettings()
     scaling: ScalingSettings = ScalingSettings()
     anomaly: AnomalySettings = AnomalySettings()
     security: SecuritySettings = SecuritySettings()

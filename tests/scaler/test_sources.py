@@ -1,0 +1,56 @@
+"""The `sources:` settings and how the scaler builds its metric sources from them."""
+
+import pytest
+
+from helios.adapters.prometheus import PrometheusSource
+from helios.scaler.settings import ConfigError, load_settings
+from helios.scaler.sources import build_sources
+
+
+def test_prometheus_is_built_with_its_connection_settings_and_the_grid_step(tmp_path):
+    config = tmp_path / "helios.yaml"
+    config.write_text(
+        "metrics: {step: 1m, fetch_timeout: 7s}\n"
+        "sources:\n"
+        "  prometheus:\n"
+        "    url: https://prometheus.monitoring:9090/\n"
+        "    username: helios\n"
+        "    ca_file: /etc/helios/ca.pem\n"
+        "    attempts: 4\n"
+        "    queries: {cpu_utilization: 'sum(rate(my_cpu[5m]))'}\n"
+    )
+    settings = load_settings(config, sources={"prometheus": {"password": "from-the-command-line"}})
+    source = build_sources(settings)["prometheus"]
+    assert isinstance(source, PrometheusSource)
+    assert source.url == "https://prometheus.monitoring:9090"
+    assert source._auth == ("helios", "from-the-command-line") and source._verify == "/etc/helios/ca.pem"
+    assert source.step == 60 and source.retry.attempts == 4 and source.retry.deadline == 7
+    assert source.queries["cpu_utilization"].query == "sum(rate(my_cpu[5m]))"
+    assert "kube_pod_container_status_restarts_total" in source.queries["restart_count"].query  # the rest kept
+
+
+def test_secrets_come_from_the_environment_and_are_not_printed(monkeypatch):
+    monkeypatch.setenv("HELIOS_SOURCES__PROMETHEUS__BEARER_TOKEN", "t0ken")
+    settings = load_settings()
+    assert "t0ken" not in repr(settings)
+    assert build_sources(settings)["prometheus"]._headers() == {"Authorization": "Bearer t0ken"}
+
+
+def test_every_problem_in_the_section_is_reported_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_settings(sources={"prometheus": {"url": "prometheus:9090", "queries": {"cpu": "up"}, "attempts": 0,
+                                              "bearer_token": "x", "username": "u", "colour": "red"}})
+    problems = "\n".join(e.value.problems)
+    assert "sources.prometheus.url: must be an http:// or https:// URL" in problems
+    assert "sources.prometheus.queries: unknown metric 'cpu'; allowed: cpu_utilization" in problems
+    assert "sources.prometheus.attempts" in problems and "sources.prometheus.colour: unknown key" in problems
+
+
+def test_auth_kinds_are_exclusive():
+    with pytest.raises(ConfigError, match="either bearer_token"):
+        load_settings(sources={"prometheus": {"bearer_token": "x", "username": "u"}})
+
+
+def test_sources_without_a_section_are_built_as_before():
+    sources = build_sources(load_settings())
+    assert {"demo", "file", "prometheus"} <= set(sources)
