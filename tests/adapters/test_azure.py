@@ -1,0 +1,222 @@
+"""The azure source: the real azure-mgmt-monitor client over HTTPS against a loopback ARM metrics server."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+
+import numpy as np
+import pytest
+from azure.core.credentials import AccessToken
+
+from helios.adapters.azure import AzureMonitorSource, AzureParams, AzureQuery
+from helios.adapters.contract import RetryPolicy
+from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+
+from .contract import ABSENT, RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
+from .servers.azure_metrics import TOKEN, AzureMetricsServer
+
+FAST = RetryPolicy(timeout=3, attempts=2, backoff_initial=0.01, backoff_max=0.02, deadline=10)
+SUB, RG = "0b1f6471-1bf0-4dda-aec3-cb9272f09590", "shop-rg"
+CONTRACT_RESOURCE = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Insights/components/contract"
+SPLIT = {"helios_contract_load": "job", "helios_contract_restarts_total": "container",
+         "helios_contract_connections": "instance"}  # the dimension each canonical metric's series differ by
+
+
+class StaticToken:
+    """A TokenCredential that hands out one fixed bearer token, and counts the scopes it was asked for."""
+
+    def __init__(self, token: str = TOKEN):
+        self.token, self.scopes = token, []
+
+    def get_token(self, *scopes, **kwargs) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def split_filter(metric: str) -> str:
+    return f"{SPLIT[metric]} eq '*'" if metric in SPLIT else ""
+
+
+@pytest.fixture(scope="module")
+def canonical_server(tmp_path_factory):
+    server = AzureMetricsServer(tmp_path_factory.mktemp("azure-tls")).start()
+    server.origin = recent_origin()
+    for metric, labels, ts, value in canonical_samples(server.origin):
+        if not math.isnan(value):  # Azure Monitor stores numbers only: a writer leaves a failed read out
+            server.add(CONTRACT_RESOURCE, metric, [(ts, value)], labels)
+    server.add(CONTRACT_RESOURCE, ABSENT, [])  # a metric the resource defines, without data
+    yield server
+    server.stop()
+
+
+def source_for(server: AzureMetricsServer, **kwargs) -> AzureMonitorSource:
+    kwargs.setdefault("credential", StaticToken())
+    return AzureMonitorSource(endpoint=server.url, ca_file=server.ca_file, retry=FAST, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def contract(canonical_server):
+    return ContractTarget(
+        adapter=source_for(canonical_server),
+        origin=canonical_server.origin,
+        params_for=lambda metric: AzureParams(CONTRACT_RESOURCE, metric, filter=split_filter(metric)),
+        query_for=lambda metric: AzureQuery(CONTRACT_RESOURCE, metric, "Maximum" if metric == RESTARTS else "Average",
+                                            filter=split_filter(metric)),
+    )
+
+
+class TestAzureContract(AdapterContract):
+    pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = AzureMetricsServer(tmp_path).start()
+    yield s
+    s.stop()
+
+
+def resource(provider: str, name: str) -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{provider}/{name}"
+
+
+def test_database_frame_asks_arm_for_each_metric_of_the_named_server(server):
+    t0 = recent_origin()
+    db = resource("Microsoft.DBforPostgreSQL/flexibleServers", "orders")
+    minutes = [t0 + s for s in range(0, 1800, 60)]
+    for metric, value in [("cpu_percent", 30), ("memory_percent", 45), ("active_connections", 25)]:
+        server.add(db, metric, [(t, value) for t in minutes])
+    server.add(db, "physical_replication_delay_in_seconds", [(t, (t - t0) % 300) for t in minutes])
+    credential = StaticToken()
+    source = source_for(server, subscription_id=SUB, resource_group=RG, credential=credential)
+    end = t0 + 1800 - 1
+
+    frame = source.fetch_database_metrics("orders", hours=0.5, end=end)
+
+    assert [r.path for r in server.requests] == [f"{db}/providers/Microsoft.Insights/metrics"] * 4
+    first = server.requests[0]
+    assert first.authorization == f"Bearer {TOKEN}"
+    assert credential.scopes[0] == ("https://management.azure.com/.default",)
+    start_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0))
+    end_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end + 1))
+    assert first.query == {"timespan": f"{start_iso}/{end_iso}", "interval": "PT5M", "metricnames": "cpu_percent",
+                           "aggregation": "Average", "api-version": "2024-02-01"}
+    assert [r.query["aggregation"] for r in server.requests] == ["Average", "Average", "Average", "Maximum"]
+    np.testing.assert_allclose(frame["db_cpu_utilization"], 0.30)  # percent -> fraction
+    np.testing.assert_allclose(frame["db_memory_utilization"], 0.45)
+    assert frame["db_connections"].tolist() == [25] * 6
+    assert frame["db_replication_lag"].tolist() == [240] * 6  # the worst of each step's 0, 60, ... 240
+
+
+def test_cache_hit_rate_is_hits_over_hits_and_misses_of_each_step(server):
+    t0 = recent_origin()
+    cache = resource("Microsoft.Cache/redis", "sessions")
+    minutes = [t0 + s for s in range(0, 900, 60)]
+    server.add(cache, "usedmemorypercentage", [(t, 70) for t in minutes])
+    server.add(cache, "connectedclients", [(t, 11) for t in minutes])
+    server.add(cache, "cachehits", [(t, 90) for t in minutes])
+    server.add(cache, "cachemisses", [(t, 10 * (1 + (t - t0) // 300)) for t in minutes])
+    source = source_for(server, subscription_id=SUB, resource_group=RG)
+
+    frame = source.fetch_cache_metrics(cache, hours=0.25, end=t0 + 900 - 1)  # a full resource ID works too
+
+    hit_request = server.requests[-1]
+    assert hit_request.query["metricnames"] == "cachehits,cachemisses"
+    assert hit_request.query["aggregation"] == "Total"
+    np.testing.assert_allclose(frame["redis_hit_rate"], [450 / 500, 450 / 550, 450 / 600])
+    np.testing.assert_allclose(frame["redis_memory_utilization"], 0.7)
+    assert frame["redis_connections"].tolist() == [11] * 3
+
+
+def test_container_frame_reads_the_configured_clusters_node_metrics(server):
+    t0 = recent_origin()
+    aks = resource("Microsoft.ContainerService/managedClusters", "prod")
+    minutes = [t0 + s for s in range(0, 900, 60)]
+    server.add(aks, "node_cpu_usage_percentage", [(t, 60) for t in minutes])
+    server.add(aks, "node_memory_working_set_percentage", [(t, 50) for t in minutes])
+    server.add(aks, "node_memory_working_set_bytes", [(t, 3e9) for t in minutes])
+    source = source_for(server, subscription_id=SUB, resource_group=RG, cluster="prod")
+
+    frame = source.fetch_container_metrics("shop", hours=0.25, end=t0 + 900 - 1)
+
+    assert {r.path for r in server.requests} == {f"{aks}/providers/Microsoft.Insights/metrics"}
+    np.testing.assert_allclose(frame["cpu_utilization"], 0.6)
+    np.testing.assert_allclose(frame["memory_utilization"], 0.5)
+    np.testing.assert_allclose(frame["memory_bytes"], 3e9)
+    assert frame["restart_count"].isna().all()  # AKS publishes no restart counter as a platform metric
+
+
+def test_a_trigger_query_sends_its_filter_namespace_and_a_series_limit(server):
+    t0 = recent_origin()
+    app = resource("Microsoft.Web/sites", "shop")
+    server.add(app, "Requests", [(t0 + s, 5) for s in range(0, 600, 60)], {"Instance": "a"})
+    server.add(app, "Requests", [(t0 + s, 7) for s in range(0, 600, 60)], {"Instance": "b"})
+    source = source_for(server)
+
+    s = source.fetch(AzureParams(app, "Requests", "Total", "Microsoft.Web/sites", "Instance eq 'b'"), t0,
+                     t0 + 600 - 1, STEP)
+
+    query = server.requests[0].query
+    assert query["$filter"] == "Instance eq 'b'" and query["metricnamespace"] == "Microsoft.Web/sites"
+    assert query["top"] == "100"
+    assert s.values.tolist() == [35, 35]  # instance b only, five samples a step
+    with pytest.raises(BadQuery, match="returned 2 series"):
+        source.fetch(AzureParams(app, "Requests", "Total", filter="Instance eq '*'"), t0, t0 + 599, STEP)
+
+
+def test_a_standard_metric_without_a_resource_is_a_bad_query_naming_the_setting(server):
+    with pytest.raises(BadQuery, match="sources.azure.cluster"):
+        source_for(server).fetch_container_metrics("shop", hours=1)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+def test_a_refused_token_is_unauthorized_and_not_retried(server):
+    source = source_for(server, credential=StaticToken("expired"))
+    with pytest.raises(SourceUnauthorized, match="access token is invalid"):
+        source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("status, code, error", [
+    (403, "AuthorizationFailed", SourceUnauthorized),
+    (429, "TooManyRequests", SourceUnavailable),
+    (503, "ServiceUnavailable", SourceUnavailable),
+])
+def test_answers_are_typed_by_status_and_only_outages_retried(server, status, code, error):
+    server.fail_with = (status, code, "said the test")
+    with pytest.raises(error, match="said the test"):
+        source_for(server).fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
+    assert len(server.requests) == (FAST.attempts if error is SourceUnavailable else 1)
+
+
+def test_an_unknown_metric_is_a_bad_query_with_azures_message(server):
+    with pytest.raises(BadQuery, match="Failed to find metric configuration"):
+        source_for(server).fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "nope"), 0, 3600, STEP)
+
+
+def test_an_untrusted_certificate_is_refused(server):
+    source = AzureMonitorSource(endpoint=server.url, credential=StaticToken(), retry=FAST)  # no ca_file
+    with pytest.raises(SourceUnavailable, match="(?i)certificate"):
+        source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
+    assert server.requests == []  # the token never left the client
+
+
+def test_nothing_listening_is_an_outage():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    source = AzureMonitorSource(endpoint=f"https://127.0.0.1:{port}", credential=StaticToken(), retry=FAST)
+    with pytest.raises(SourceUnavailable):
+        source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
+
+
+def test_without_any_azure_identity_a_query_is_unauthorized(monkeypatch):
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
+                 "AZURE_USERNAME", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    source = AzureMonitorSource(endpoint="https://127.0.0.1:9", retry=FAST)  # DefaultAzureCredential
+    with pytest.raises(SourceUnauthorized, match="DefaultAzureCredential failed"):
+        source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
