@@ -13,6 +13,9 @@ from azure.core.credentials import AccessToken
 from helios.adapters.azure import AzureMonitorSource, AzureParams, AzureQuery
 from helios.adapters.contract import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+from helios.engine.models import MODELS
+from helios.scaler.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.settings import load_settings
 
 from .contract import ABSENT, RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.azure_metrics import TOKEN, AzureMetricsServer
@@ -220,3 +223,14 @@ def test_without_any_azure_identity_a_query_is_unauthorized(monkeypatch):
     source = AzureMonitorSource(endpoint="https://127.0.0.1:9", retry=FAST)  # DefaultAzureCredential
     with pytest.raises(SourceUnauthorized, match="DefaultAzureCredential failed"):
         source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
+
+
+def test_trigger_metadata_is_read_into_params_and_a_bad_aggregation_is_refused_naming_the_choices():
+    parse = MetadataParser({"azure": AzureMonitorSource()}, load_settings().models, MODELS)
+    uri = resource("Microsoft.Web/sites", "shop")
+    t = parse("shop", "web", {"source": "azure", "targetValue": "100", "resourceUri": uri, "metric": "Requests",
+                              "aggregation": "Total", "filter": "Instance eq 'a'"})
+    assert t.source_params == AzureParams(uri, "Requests", "Total", filter="Instance eq 'a'")
+    with pytest.raises(InvalidMetadata, match="aggregation='Sum'.*Total"):
+        parse("shop", "web", {"source": "azure", "targetValue": "1", "resourceUri": uri, "metric": "Requests",
+                              "aggregation": "Sum"})

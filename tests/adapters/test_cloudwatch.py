@@ -16,6 +16,9 @@ from moto.server import ThreadedMotoServer
 from helios.adapters.cloudwatch import CloudWatchParams, CloudWatchQuery, CloudWatchSource, parse_dimensions
 from helios.adapters.contract import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+from helios.engine.models import MODELS
+from helios.scaler.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.settings import load_settings
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 
@@ -231,3 +234,13 @@ def test_the_default_client_uses_the_configured_endpoint_and_region_without_boto
     client = source._get_client()
     assert client.meta.region_name == "eu-central-1" and client.meta.endpoint_url == moto_url
     assert client.meta.config.retries["total_max_attempts"] == 1
+
+
+def test_trigger_metadata_is_read_into_params_and_a_bad_stat_is_refused_naming_the_choices():
+    parse = MetadataParser({"cloudwatch": CloudWatchSource()}, load_settings().models, MODELS)
+    t = parse("shop", "web", {"source": "cloudwatch", "targetValue": "100", "namespace": "AWS/ApplicationELB",
+                              "metric": "RequestCount", "dimensions": "LoadBalancer=app/shop/1", "stat": "Sum"})
+    assert t.source_params == CloudWatchParams("AWS/ApplicationELB", "RequestCount", "LoadBalancer=app/shop/1", "Sum")
+    with pytest.raises(InvalidMetadata, match="stat='Mean'.*Average"):
+        parse("shop", "web", {"source": "cloudwatch", "targetValue": "1", "namespace": "A", "metric": "B",
+                              "stat": "Mean"})

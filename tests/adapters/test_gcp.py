@@ -14,6 +14,9 @@ import pytest
 from helios.adapters.contract import RetryPolicy
 from helios.adapters.gcp import GcpMonitoringSource, GcpParams, GcpQuery
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+from helios.engine.models import MODELS
+from helios.scaler.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.settings import load_settings
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.gcp_monitoring import MetricServiceServer, StoredSeries
@@ -236,3 +239,13 @@ def test_without_application_default_credentials_a_query_is_unauthorized(monkeyp
     source = GcpMonitoringSource(project=PROJECT, retry=FAST)  # the constructor itself needs no credentials
     with pytest.raises(SourceUnauthorized, match="credentials"):
         source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
+
+
+def test_trigger_metadata_is_read_into_params_and_a_bad_aligner_is_refused_naming_the_choices():
+    parse = MetadataParser({"gcp": GcpMonitoringSource()}, load_settings().models, MODELS)
+    filter_ = 'metric.type = "loadbalancing.googleapis.com/https/request_count"'
+    t = parse("shop", "web", {"source": "gcp", "targetValue": "100", "filter": filter_, "aligner": "ALIGN_RATE",
+                              "reducer": "REDUCE_SUM", "groupBy": "resource.labels.url_map_name"})
+    assert t.source_params == GcpParams(filter_, "ALIGN_RATE", "REDUCE_SUM", "resource.labels.url_map_name")
+    with pytest.raises(InvalidMetadata, match="aligner='ALIGN_AVERAGE'.*ALIGN_MEAN"):
+        parse("shop", "web", {"source": "gcp", "targetValue": "1", "filter": filter_, "aligner": "ALIGN_AVERAGE"})

@@ -38,8 +38,9 @@ def test_metric_name_is_stable_and_depends_only_on_the_signal(parse):
 
 
 BAD = [  # metadata, the fragments the one error message must contain
-    ({"targetValue": "1"}, ["source: required, one of demo, file"]),
-    ({"source": "kafka", "targetValue": "1"}, ["source='kafka': unknown source; allowed: demo, file"]),
+    ({"targetValue": "1"}, ["source: required, one of azure, cloudwatch, demo, file, gcp, prometheus"]),
+    ({"source": "kafka", "targetValue": "1"},
+     ["source='kafka': unknown source; allowed: azure, cloudwatch, demo, file, gcp, prometheus"]),
     ({"source": "demo"}, ["targetValue: required"]),
     ({"source": "demo", "targetValue": "-1"}, ["targetValue='-1'", "greater than 0"]),
     ({"source": "demo", "targetValue": "0"}, ["targetValue='0'"]),
