@@ -158,7 +158,9 @@ class GcpMonitoringSource(QueryAdapter):
 
     # -- queries ---------------------------------------------------------------------------------
 
-    def _render(self, template: GcpQuery, values: Mapping[str, str]) -> GcpQuery:
+    def _render(self, template: GcpQuery | str, values: Mapping[str, str]) -> GcpQuery:
+        if isinstance(template, str):  # an override from config: just a filter
+            template = GcpQuery(template)
         for key, value in values.items():
             if '"' in value or "\\" in value:
                 raise BadQuery(f"gcp: {key}={value!r}: quotes and backslashes are not allowed")

@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from helios.adapters.azure import ARM, AzureQuery
+from helios.adapters.cloudwatch import CloudWatchQuery
 from helios.adapters.contract import METRIC_RULES, RetryPolicy
+from helios.adapters.gcp import GcpQuery
 
 from .durations import parse_duration
 
@@ -73,9 +76,45 @@ class PrometheusSourceSettings(SourceSection):
         return self
 
 
+class GcpSourceSettings(SourceSection):
+    """Cloud Monitoring. Credentials: Application Default Credentials (Workload Identity on GKE)."""
+
+    project: str = ""  # the project whose metrics are read (a trigger may name another)
+    region: str = ""  # completes Memorystore instance names given without their full ID
+    cluster: str = ""  # narrows container metrics to one GKE cluster_name
+    endpoint: str = ""  # host:port of a regional or private endpoint; default Cloud Monitoring's
+    credentials_file: str = ""  # a service-account key file, instead of ADC
+    queries: dict[str, GcpQuery | str] = {}  # a string is a ListTimeSeries filter, aligned by mean
+
+
+class CloudWatchSourceSettings(SourceSection):
+    """CloudWatch. Credentials: boto3's default chain (IRSA on EKS, environment, instance profile)."""
+
+    region: str = ""  # default: boto3's (AWS_REGION, the profile)
+    endpoint_url: str = ""  # a VPC endpoint or a CloudWatch-compatible server
+    cluster: str = ""  # the EKS cluster's ClusterName, needed by Container Insights metrics
+    profile: str = ""  # a named profile of the shared AWS config
+    queries: dict[str, CloudWatchQuery] = {}
+
+
+class AzureSourceSettings(SourceSection):
+    """Azure Monitor. Credentials: DefaultAzureCredential (workload identity on AKS, managed identity)."""
+
+    subscription_id: str = ""  # with resource_group, completes resources given by name
+    resource_group: str = ""
+    cluster: str = ""  # the AKS cluster (name or resource ID) whose node metrics make the container frame
+    endpoint: str = ARM  # Azure Resource Manager; a sovereign cloud's own
+    ca_file: str = ""  # PEM of a CA to trust besides the system's (a proxy, a test server)
+    max_series: int = Field(100, ge=1)  # series one split `filter` may return
+    queries: dict[str, AzureQuery] = {}
+
+
 class SourcesSettings(BaseModel):
     """One subsection per configurable source; sources without one are built with no arguments."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     prometheus: PrometheusSourceSettings = PrometheusSourceSettings()
+    gcp: GcpSourceSettings = GcpSourceSettings()
+    cloudwatch: CloudWatchSourceSettings = CloudWatchSourceSettings()
+    azure: AzureSourceSettings = AzureSourceSettings()

@@ -15,7 +15,8 @@ from helios.adapters.contract import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.metadata import InvalidMetadata, MetadataParser
-from helios.scaler.settings import load_settings
+from helios.scaler.settings import ConfigError, load_settings
+from helios.scaler.sources import build_sources
 
 from .contract import ABSENT, RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.azure_metrics import TOKEN, AzureMetricsServer
@@ -234,3 +235,14 @@ def test_trigger_metadata_is_read_into_params_and_a_bad_aggregation_is_refused_n
     with pytest.raises(InvalidMetadata, match="aggregation='Sum'.*Total"):
         parse("shop", "web", {"source": "azure", "targetValue": "1", "resourceUri": uri, "metric": "Requests",
                               "aggregation": "Sum"})
+
+
+def test_built_from_the_sources_settings(server):
+    settings = load_settings(sources={"azure": {"subscription_id": SUB, "resource_group": RG, "cluster": "prod",
+                                                "endpoint": server.url, "ca_file": server.ca_file}})
+    source = build_sources(settings)["azure"]
+    assert isinstance(source, AzureMonitorSource) and source.ca_file == server.ca_file
+    assert source._render(source.queries["cpu_utilization"].query, {"namespace": "shop"}).resource == resource(
+        "Microsoft.ContainerService/managedClusters", "prod")
+    with pytest.raises(ConfigError, match="sources.azure.max_series"):
+        load_settings(sources={"azure": {"max_series": 0}})

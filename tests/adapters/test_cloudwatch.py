@@ -18,7 +18,8 @@ from helios.adapters.contract import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.metadata import InvalidMetadata, MetadataParser
-from helios.scaler.settings import load_settings
+from helios.scaler.settings import ConfigError, load_settings
+from helios.scaler.sources import build_sources
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 
@@ -244,3 +245,30 @@ def test_trigger_metadata_is_read_into_params_and_a_bad_stat_is_refused_naming_t
     with pytest.raises(InvalidMetadata, match="stat='Mean'.*Average"):
         parse("shop", "web", {"source": "cloudwatch", "targetValue": "1", "namespace": "A", "metric": "B",
                               "stat": "Mean"})
+
+
+def test_built_from_the_sources_settings_it_reads_the_configured_endpoint(moto_url, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # boto3's default chain, as on a node with IRSA
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    t0 = recent_origin(hours_ago=14)
+    put(client_for(moto_url), "AWS/ElastiCache", "CurrConnections", {"CacheClusterId": "from-config"},
+        [(t0 + s, 4) for s in range(0, 600, 60)])
+    settings = load_settings(sources={"cloudwatch": {"endpoint_url": moto_url, "region": "eu-west-1",
+                                                     "cluster": "prod", "timeout": "2s", "attempts": 1}})
+
+    source = build_sources(settings)["cloudwatch"]
+
+    assert isinstance(source, CloudWatchSource) and source.cluster == "prod" and source.retry.timeout == 2
+    frame = source.fetch_cache_metrics("from-config", hours=600 / 3600, end=t0 + 599)
+    assert frame["redis_connections"].tolist() == [4, 4]
+
+
+def test_a_query_override_in_the_settings_is_checked_and_replaces_one_default():
+    with pytest.raises(ConfigError, match="sources.cloudwatch.queries.db_memory_utilization.stat"):
+        load_settings(sources={"cloudwatch": {"queries": {"db_memory_utilization": {
+            "namespace": "AWS/RDS", "metric": "FreeableMemory", "stat": "Mean"}}}})
+    settings = load_settings(sources={"cloudwatch": {"queries": {"db_memory_utilization": {
+        "namespace": "AWS/RDS", "metric": "FreeableMemory", "dimensions": [["DBInstanceIdentifier", "$instance"]]}}}})
+    source = build_sources(settings)["cloudwatch"]
+    assert source.queries["db_memory_utilization"].query.metric == "FreeableMemory"
+    assert source.queries["db_cpu_utilization"].query.metric == "CPUUtilization"

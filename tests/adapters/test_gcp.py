@@ -17,6 +17,7 @@ from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.metadata import InvalidMetadata, MetadataParser
 from helios.scaler.settings import load_settings
+from helios.scaler.sources import build_sources
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.gcp_monitoring import MetricServiceServer, StoredSeries
@@ -249,3 +250,16 @@ def test_trigger_metadata_is_read_into_params_and_a_bad_aligner_is_refused_namin
     assert t.source_params == GcpParams(filter_, "ALIGN_RATE", "REDUCE_SUM", "resource.labels.url_map_name")
     with pytest.raises(InvalidMetadata, match="aligner='ALIGN_AVERAGE'.*ALIGN_MEAN"):
         parse("shop", "web", {"source": "gcp", "targetValue": "1", "filter": filter_, "aligner": "ALIGN_AVERAGE"})
+
+
+def test_built_from_the_sources_settings_with_a_filter_override():
+    cpu = 'metric.type = "custom.googleapis.com/cpu" AND resource.labels.x = "$namespace"'
+    settings = load_settings(sources={"gcp": {
+        "project": PROJECT, "region": "europe-west1", "cluster": "prod", "endpoint": "monitoring.example:443",
+        "queries": {"cpu_utilization": cpu}}})
+    source = build_sources(settings)["gcp"]
+    assert (source.project, source.region, source.cluster, source._endpoint) == (
+        PROJECT, "europe-west1", "prod", "monitoring.example:443")
+    rendered = source._render(source.queries["cpu_utilization"].query, {"namespace": "shop", "workload": ""})
+    assert rendered == GcpQuery('metric.type = "custom.googleapis.com/cpu" AND resource.labels.x = "shop"')
+    assert source.queries["restart_count"].query.aligner == "ALIGN_NONE"  # the other defaults kept
