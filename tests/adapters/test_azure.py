@@ -246,3 +246,13 @@ def test_built_from_the_sources_settings(server):
         "Microsoft.ContainerService/managedClusters", "prod")
     with pytest.raises(ConfigError, match="sources.azure.max_series"):
         load_settings(sources={"azure": {"max_series": 0}})
+
+
+def test_a_slow_server_is_cut_off_by_the_per_attempt_timeout_and_retried(server):
+    server.delay = 5.0
+    policy = RetryPolicy(timeout=0.2, attempts=2, backoff_initial=0.01, backoff_max=0.02, deadline=10)
+    source = AzureMonitorSource(endpoint=server.url, ca_file=server.ca_file, credential=StaticToken(), retry=policy)
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="(?i)timed out"):
+        source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
+    assert time.monotonic() - started < 4  # two attempts cut at 0.2 s, not an answer after 5 s

@@ -263,3 +263,12 @@ def test_built_from_the_sources_settings_with_a_filter_override():
     rendered = source._render(source.queries["cpu_utilization"].query, {"namespace": "shop", "workload": ""})
     assert rendered == GcpQuery('metric.type = "custom.googleapis.com/cpu" AND resource.labels.x = "shop"')
     assert source.queries["restart_count"].query.aligner == "ALIGN_NONE"  # the other defaults kept
+
+
+def test_a_slow_server_is_cut_off_by_the_per_attempt_timeout_and_retried(server):
+    server.delay = 1.0
+    policy = RetryPolicy(timeout=0.2, attempts=2, backoff_initial=0.01, backoff_max=0.02, deadline=10)
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=policy)
+    with pytest.raises(SourceUnavailable, match="DEADLINE_EXCEEDED|Deadline"):
+        source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
+    assert len(server.requests) == 2

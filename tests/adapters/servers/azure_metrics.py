@@ -17,6 +17,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +50,7 @@ class AzureMetricsServer:
     samples: dict[tuple[str, str], list[tuple[dict[str, str], int, float]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     fail_with: tuple[int, str, str] | None = None  # (status, ARM error code, message) for every call
+    delay: float = 0.0  # seconds every call waits before answering
     port: int = 0
     ca_file: str = ""
 
@@ -70,6 +72,7 @@ class AzureMetricsServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
+                time.sleep(owner.delay)
                 status, body = owner._answer(self.path, self.headers.get("Authorization"))
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -81,7 +84,7 @@ class AzureMetricsServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
@@ -140,6 +143,11 @@ class AzureMetricsServer:
             "resourceregion": "westeurope",
             "value": value,
         }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client that gave up (a timeout test) is expected
+        pass
 
 
 def _parse_filter(text: str) -> tuple[list[str], dict[str, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class MetricServiceServer:
         self.series: list[StoredSeries] = []
         self.requests: list[monitoring_v3.ListTimeSeriesRequest] = []
         self.fail_with: tuple[grpc.StatusCode, str] | None = None  # every call aborts with this
+        self.delay = 0.0  # seconds every call waits before answering
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         self.port = 0
@@ -104,6 +106,7 @@ class MetricServiceServer:
             stored = list(self.series)
         if self.fail_with:
             context.abort(*self.fail_with)
+        time.sleep(self.delay)
         if not re.fullmatch(r"projects/[^/]+", request.name):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Name {request.name!r} is not a valid project name")
         try:
