@@ -20,6 +20,7 @@ from helios.scaler.sources import build_sources
 
 from .contract import ABSENT, RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.azure_metrics import TOKEN, AzureMetricsServer
+from .servers.ramp import Ramp, served_forecast
 
 FAST = RetryPolicy(timeout=3, attempts=2, backoff_initial=0.01, backoff_max=0.02, deadline=10)
 SUB, RG = "0b1f6471-1bf0-4dda-aec3-cb9272f09590", "shop-rg"
@@ -256,3 +257,15 @@ def test_a_slow_server_is_cut_off_by_the_per_attempt_timeout_and_retried(server)
     with pytest.raises(SourceUnavailable, match="(?i)timed out"):
         source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "cachehits"), 0, 3600, STEP)
     assert time.monotonic() - started < 4  # two attempts cut at 0.2 s, not an answer after 5 s
+
+
+async def test_end_to_end_an_azure_trigger_is_forecast_over_grpc(server, start_app, client_for):
+    ramp = Ramp()
+    app_service = resource("Microsoft.Web/sites", "shop")
+    server.add(app_service, "load", ramp.samples())
+    metadata = {"source": "azure", "resourceUri": app_service, "metric": "load"}
+
+    value = await served_forecast(start_app, client_for, ramp, metadata, sources={"azure": source_for(server)})
+
+    assert value == pytest.approx(ramp.expected, abs=1e-6)
+    assert server.requests[0].query["interval"] == "PT5M"

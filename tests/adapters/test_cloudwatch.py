@@ -22,6 +22,7 @@ from helios.scaler.settings import ConfigError, load_settings
 from helios.scaler.sources import build_sources
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
+from .servers.ramp import Ramp, served_forecast
 
 FAST = RetryPolicy(timeout=3, attempts=2, backoff_initial=0.01, backoff_max=0.02, deadline=10)
 CONTRACT_NS = "Helios/Contract"
@@ -36,7 +37,7 @@ def moto_url():
     server.stop()
 
 
-def client_for(url: str):
+def client_for_moto(url: str):
     """The real boto3 client, with botocore's own retries off as the adapter's default client has them."""
     return boto3.client("cloudwatch", endpoint_url=url, region_name="eu-west-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}))
@@ -60,7 +61,7 @@ def recording(client) -> list[tuple[str, dict]]:
 @pytest.fixture(scope="module")
 def contract(moto_url):
     origin = recent_origin()
-    client = client_for(moto_url)
+    client = client_for_moto(moto_url)
     for metric, labels, ts, value in canonical_samples(origin):
         if not math.isnan(value):  # CloudWatch refuses NaN values: a writer leaves a failed read out
             put(client, CONTRACT_NS, metric, labels, [(ts, value)])
@@ -78,7 +79,7 @@ class TestCloudWatchContract(AdapterContract):
 
 
 def test_container_frame_reads_the_namespace_roll_up_and_sums_restarts_over_workloads(moto_url):
-    client = client_for(moto_url)
+    client = client_for_moto(moto_url)
     t0 = recent_origin(hours_ago=6)
     minutes = [t0 + s for s in range(0, 1800, 60)]
     shop = {"ClusterName": "prod", "Namespace": "shop"}
@@ -120,7 +121,7 @@ def test_container_frame_reads_the_namespace_roll_up_and_sums_restarts_over_work
 
 
 def test_database_and_cache_frames_read_rds_and_elasticache(moto_url):
-    client = client_for(moto_url)
+    client = client_for_moto(moto_url)
     t0 = recent_origin(hours_ago=8)
     minutes = [t0 + s for s in range(0, 1800, 60)]
     for metric, value in [("CPUUtilization", 35), ("DatabaseConnections", 80), ("ReplicaLag", 2)]:
@@ -143,7 +144,7 @@ def test_database_and_cache_frames_read_rds_and_elasticache(moto_url):
 
 
 def test_hundreds_of_workloads_page_through_list_metrics_and_batch_get_metric_data(moto_url):
-    client = client_for(moto_url)
+    client = client_for_moto(moto_url)
     t0 = recent_origin(hours_ago=10)
     workloads = [f"w{i:03}" for i in range(501)]  # ListMetrics answers 500 a page; GetMetricData takes 500
     data = []
@@ -167,7 +168,7 @@ def test_hundreds_of_workloads_page_through_list_metrics_and_batch_get_metric_da
 
 
 def test_a_trigger_query_reads_the_metric_with_the_given_dimensions(moto_url):
-    client = client_for(moto_url)
+    client = client_for_moto(moto_url)
     t0 = recent_origin(hours_ago=12)
     put(client, "App/Shop", "RequestCount", {"Service": "cart"}, [(t0 + s, 10 + s // 300) for s in range(0, 900, 60)])
     put(client, "App/Shop", "RequestCount", {"Service": "search"}, [(t0 + s, 99) for s in range(0, 900, 60)])
@@ -190,7 +191,7 @@ def test_dimensions_text_is_parsed_or_refused_naming_the_pair():
 
 def test_container_metrics_without_a_configured_cluster_are_a_bad_query(moto_url):
     with pytest.raises(BadQuery, match="sources.cloudwatch.cluster"):
-        CloudWatchSource(client=client_for(moto_url), retry=FAST).fetch_container_metrics("shop", hours=1)
+        CloudWatchSource(client=client_for_moto(moto_url), retry=FAST).fetch_container_metrics("shop", hours=1)
 
 
 def moto_auth(url: str, unchecked_calls: bytes) -> None:
@@ -201,7 +202,7 @@ def moto_auth(url: str, unchecked_calls: bytes) -> None:
 
 
 def test_refused_credentials_are_unauthorized_and_not_retried(moto_url):
-    client = client_for(moto_url)
+    client = client_for_moto(moto_url)
     calls = recording(client)
     source = CloudWatchSource(client=client, retry=FAST)
     moto_auth(moto_url, b"0")
@@ -214,7 +215,7 @@ def test_refused_credentials_are_unauthorized_and_not_retried(moto_url):
 
 
 def test_a_query_botocore_rejects_is_a_bad_query(moto_url):
-    source = CloudWatchSource(client=client_for(moto_url), retry=FAST)
+    source = CloudWatchSource(client=client_for_moto(moto_url), retry=FAST)
     with pytest.raises(BadQuery, match="Namespace"):
         source.fetch(CloudWatchParams("", "RequestCount"), 0, 3600, STEP)
 
@@ -223,7 +224,7 @@ def test_nothing_listening_is_an_outage_after_the_retries():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = client_for(f"http://127.0.0.1:{port}")
+    client = client_for_moto(f"http://127.0.0.1:{port}")
     calls = recording(client)
     with pytest.raises(SourceUnavailable, match="Could not connect"):
         CloudWatchSource(client=client, retry=FAST).fetch(CloudWatchParams("App/Shop", "X"), 0, 3600, STEP)
@@ -251,7 +252,7 @@ def test_built_from_the_sources_settings_it_reads_the_configured_endpoint(moto_u
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # boto3's default chain, as on a node with IRSA
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     t0 = recent_origin(hours_ago=14)
-    put(client_for(moto_url), "AWS/ElastiCache", "CurrConnections", {"CacheClusterId": "from-config"},
+    put(client_for_moto(moto_url), "AWS/ElastiCache", "CurrConnections", {"CacheClusterId": "from-config"},
         [(t0 + s, 4) for s in range(0, 600, 60)])
     settings = load_settings(sources={"cloudwatch": {"endpoint_url": moto_url, "region": "eu-west-1",
                                                      "cluster": "prod", "timeout": "2s", "attempts": 1}})
@@ -272,3 +273,16 @@ def test_a_query_override_in_the_settings_is_checked_and_replaces_one_default():
     source = build_sources(settings)["cloudwatch"]
     assert source.queries["db_memory_utilization"].query.metric == "FreeableMemory"
     assert source.queries["db_cpu_utilization"].query.metric == "CPUUtilization"
+
+
+async def test_end_to_end_a_cloudwatch_trigger_is_forecast_over_grpc(moto_url, monkeypatch, start_app, client_for):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    ramp = Ramp()
+    put(client_for_moto(moto_url), "Helios/E2E", "load", {"Service": "web"}, ramp.samples())
+    metadata = {"source": "cloudwatch", "namespace": "Helios/E2E", "metric": "load", "dimensions": "Service=web"}
+
+    value = await served_forecast(start_app, client_for, ramp, metadata,
+                                  cloudwatch={"endpoint_url": moto_url, "region": "eu-west-1"})
+
+    assert value == pytest.approx(ramp.expected, abs=1e-6)

@@ -21,6 +21,7 @@ from helios.scaler.sources import build_sources
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.gcp_monitoring import MetricServiceServer, StoredSeries
+from .servers.ramp import Ramp, served_forecast
 
 FAST = RetryPolicy(timeout=3, attempts=3, backoff_initial=0.01, backoff_max=0.02, deadline=10)
 PROJECT = "helios-test"
@@ -272,3 +273,15 @@ def test_a_slow_server_is_cut_off_by_the_per_attempt_timeout_and_retried(server)
     with pytest.raises(SourceUnavailable, match="DEADLINE_EXCEEDED|Deadline"):
         source.fetch(GcpParams(filter=custom_filter("x")), 0, 3600, STEP)
     assert len(server.requests) == 2
+
+
+async def test_end_to_end_a_gcp_trigger_is_forecast_over_grpc(server, start_app, client_for):
+    ramp = Ramp()
+    server.add(StoredSeries(CUSTOM + "helios_e2e_load", "global", {"project_id": PROJECT}, points=ramp.samples()))
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST)
+    metadata = {"source": "gcp", "filter": custom_filter("helios_e2e_load"), "aligner": "ALIGN_MEAN"}
+
+    value = await served_forecast(start_app, client_for, ramp, metadata, sources={"gcp": source})
+
+    assert value == pytest.approx(ramp.expected, abs=1e-6)
+    assert server.requests[0].aggregation.alignment_period == dt.timedelta(seconds=STEP)
