@@ -1,0 +1,212 @@
+"""Capacity: how refresh CPU, memory and GetMetrics latency grow with the number of workloads.
+
+For each size, a real HeliosApp (gRPC over loopback, model workers in processes) serves N synthetic
+workloads of mixed shapes (daily cycle, flat with noise, trend, spikes). After every workload has its
+first forecast, the benchmark runs one full refresh cycle (new data for every workload: fetch, update,
+forecast) while a client calls GetMetrics, and measures:
+  - refresh-cycle CPU seconds (server process + model workers) and wall seconds,
+  - memory per workload between fits (RSS of the server process over its RSS before registration),
+  - GetMetrics p50/p99 during the cycle,
+then fits the growth exponent between sizes (cost ~ N^k: k <= 1 is linear or better). Finally it trains
+--train workloads sequentially in one process and on a Dask LocalCluster of 2 workers.
+
+    .venv/bin/python benchmarks/capacity.py --sizes 1000,5000 --train 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import psutil
+import yaml
+
+from helios.engine.types import Series
+from helios.scaler.app import HeliosApp
+from helios.scaler.pb import externalscaler_pb2 as pb
+from helios.scaler.settings import load_settings
+from helios.scaler.training import Job, read_triggers, train_all, train_one
+
+STEP = 300
+SHAPES = ("daily", "flat", "trend", "spiky")
+
+
+def shape_values(shape: str, seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    level = 20 + seed % 200
+    match shape:
+        case "daily":
+            v = level * (1 + 0.5 * np.sin(2 * np.pi * t / 288))
+        case "flat":
+            v = np.full(n, float(level))
+        case "trend":
+            v = level + 0.05 * t
+        case _:
+            v = level + 5 * level * (rng.random(n) < 0.01)
+    return np.maximum(v + rng.normal(0, 0.05 * level, n), 0)
+
+
+class SyntheticSource:
+    """Two days of 5-minute samples per workload, ending at the source's clock (moved a step per cycle)."""
+
+    name: ClassVar[str] = "synthetic"
+
+    @dataclass(frozen=True)
+    class Params:
+        shape: str
+        seed: int
+
+    def __init__(self) -> None:
+        self.shift = 0  # steps added to the wall clock: each refresh cycle sees one new sample
+
+    def fetch(self, params, start: int, end: int, step: int) -> Series:
+        end = (int(time.time()) // STEP + self.shift) * STEP
+        n = 576
+        values = shape_values(params.shape, params.seed + self.shift, n)
+        return Series(np.arange(end - (n - 1) * STEP, end + 1, STEP), values)
+
+
+def tree_cpu(proc: psutil.Process) -> float:
+    procs = [proc, *proc.children(recursive=True)]
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+async def measure(n: int) -> dict:
+    import grpc
+
+    from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
+
+    source = SyntheticSource()
+    settings = load_settings(
+        server={"grpc_port": 0, "metrics_port": 0}, log_level="WARNING",
+        metrics={"refresh_interval": 86400, "staleness_limit": 86400, "first_answer_wait": 0},
+        models={"workers": 2, "refit_interval": 86400}, security={"health_port": 0},
+    )
+    app = HeliosApp(settings, sources={"synthetic": source})
+    await app.start()
+    me = psutil.Process()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
+    stub = pb_grpc.ExternalScalerStub(channel)
+    try:
+        rss_before = me.memory_info().rss
+        refs = [pb.ScaledObjectRef(name=f"w{i}", namespace="bench", scalerMetadata={
+            "source": "synthetic", "shape": SHAPES[i % 4], "seed": str(i), "targetValue": "10"}) for i in range(n)]
+        names = []
+        for i in range(0, n, 500):
+            specs = await asyncio.gather(*(stub.GetMetricSpec(r, timeout=60) for r in refs[i:i + 500]))
+            names += [s.metricSpecs[0].metricName for s in specs]
+        for i in range(0, n, 500):  # the first GetMetrics registers a workload and starts its refreshes
+            await asyncio.gather(*(stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=m), timeout=60)
+                                   for r, m in zip(refs[i:i + 500], names[i:i + 500], strict=True)),
+                                 return_exceptions=True)
+        keys = [("bench", f"w{i}", names[i]) for i in range(n)]
+        t0 = time.perf_counter()
+        while sum(app.store.get(k) is not None and app.store.get(k).forecast is not None for k in keys) < n:
+            await asyncio.sleep(0.5)
+            if time.perf_counter() - t0 > 1800:
+                raise SystemExit("first fits did not finish within 30 min")
+        first_fit_s = time.perf_counter() - t0
+        rss_per = (me.memory_info().rss - rss_before) / n
+
+        source.shift += 1  # a new sample for everyone: the cycle updates every model
+        latencies: list[float] = []
+        done = asyncio.Event()
+
+        async def caller():
+            rng = np.random.default_rng(0)
+            while not done.is_set():
+                i = int(rng.integers(n))
+                started = time.perf_counter()
+                await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=refs[i], metricName=names[i]), timeout=5)
+                latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.002)
+
+        callers = [asyncio.create_task(caller()) for _ in range(4)]
+        cpu0, wall0 = tree_cpu(me), time.perf_counter()
+        await asyncio.gather(*(app.refresher.refresh(k) for k in keys))
+        cpu, wall = tree_cpu(me) - cpu0, time.perf_counter() - wall0
+        done.set()
+        await asyncio.gather(*callers)
+        p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
+        return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": cpu, "cycle_wall_s": wall,
+                "rss_per_workload_kib": rss_per / 1024, "p50_ms": p50, "p99_ms": p99, "calls": len(latencies)}
+    finally:
+        await channel.close()
+        await app.stop()
+
+
+def training(m: int) -> tuple[float, float, int]:
+    """Seconds to train m workloads in this process one by one, and on a LocalCluster of 2 workers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        docs = []
+        end = int(time.time()) // STEP * STEP
+        for i in range(m):
+            values = shape_values(SHAPES[i % 4], i, 576)
+            csv = folder / f"w{i}.csv"
+            csv.write_text("timestamp,value\n" + "\n".join(f"{end - (575 - j) * STEP},{v:.3f}"
+                                                          for j, v in enumerate(values)))
+            docs.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                         "metadata": {"name": f"w{i}", "namespace": "bench"},
+                         "spec": {"triggers": [{"type": "external", "metadata": {
+                             "source": "file", "path": str(csv), "targetValue": "10"}}]}})
+        (folder / "so.yaml").write_text(yaml.safe_dump_all(docs))
+        settings = load_settings()
+        triggers = read_triggers([folder / "so.yaml"], settings)
+        started = time.perf_counter()
+        rows = [train_one(Job(t, settings.models, STEP, settings.metrics.history, str(folder / "local"), 5))
+                for t in triggers]
+        local = time.perf_counter() - started
+        started = time.perf_counter()
+        summary = train_all(triggers, settings, str(folder / "dask"), workers=2)
+        dask = time.perf_counter() - started
+        failed = sum("error" in r for r in rows) + len(summary.failed)
+        return local, dask, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--train", type=int, default=200, help="workloads in the training comparison (0: skip)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = [asyncio.run(measure(n)) for n in sizes]
+    print("| workloads | first fits s | refresh cycle CPU s | CPU ms per workload | cycle wall s | "
+          "RSS per workload KiB | GetMetrics p50 ms | p99 ms (during the cycle) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        per = 1000 * r["cycle_cpu_s"] / r["n"]
+        print(f"| {r['n']} | {r['first_fit_s']:.1f} | {r['cycle_cpu_s']:.1f} | {per:.2f} | {r['cycle_wall_s']:.1f} | "
+              f"{r['rss_per_workload_kib']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        for label, key in (("refresh CPU", "cycle_cpu_s"), ("memory", "rss_per_workload_kib")):
+            total_a = a[key] * (a["n"] if key.startswith("rss") else 1)
+            total_b = b[key] * (b["n"] if key.startswith("rss") else 1)
+            k = math.log(total_b / total_a) / math.log(b["n"] / a["n"])
+            print(f"\n{label} grows as N^{k:.2f} from {a['n']} to {b['n']} workloads "
+                  f"({'linear or better' if k <= 1.1 else 'SUPERLINEAR'})")
+    if args.train:
+        local, dask, failed = training(args.train)
+        print(f"\n| training {args.train} workloads | seconds | speed-up |\n|---|---|---|\n"
+              f"| one process, sequential | {local:.1f} | 1.00 |\n| Dask LocalCluster, 2 workers | {dask:.1f} | "
+              f"{local / dask:.2f} |\n\nfailed trainings: {failed}")
+
+
+if __name__ == "__main__":
+    main()
