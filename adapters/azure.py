@@ -211,8 +211,10 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _message(e: AzureError) -> str:
-    return str(e.message if getattr(e, "message", None) else e).splitlines()[0]
+def _message(e: AzureError, limit: int = 600) -> str:
+    """One line: a credential chain's reason sits on the lines after its first."""
+    text = " ".join(line.strip() for line in str(e.message if getattr(e, "message", None) else e).splitlines())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _typed(e: HttpResponseError) -> Exception:

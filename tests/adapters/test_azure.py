@@ -269,3 +269,46 @@ async def test_end_to_end_an_azure_trigger_is_forecast_over_grpc(server, start_a
 
     assert value == pytest.approx(ramp.expected, abs=1e-6)
     assert server.requests[0].query["interval"] == "PT5M"
+
+
+@pytest.fixture
+def workload_identity(server, tmp_path, monkeypatch):
+    """AKS workload identity as DefaultAzureCredential finds it: the env the webhook injects and the
+    projected service-account token, exchanged at Entra's token endpoint (here the local server)."""
+    tenant, client_id = "72f988bf-86f1-41af-91ab-2d7cd011db47", "5bd7a0e1-8d4b-4a43-9c5e-1c0b3f4a2e11"
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.projected-service-account-token.signature")
+    server.federated[tenant] = (client_id, token_file.read_text())
+    for name in ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_TENANT_ID", tenant)
+    monkeypatch.setenv("AZURE_CLIENT_ID", client_id)
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", server.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", server.ca_file)  # trust the local token endpoint's certificate
+    return tenant, client_id
+
+
+def test_workload_identity_exchanges_the_projected_token_for_the_bearer_the_metrics_call_sends(
+        server, workload_identity):
+    _, client_id = workload_identity
+    t0 = recent_origin()
+    cache = resource("Microsoft.Cache/redis", "sessions")
+    server.add(cache, "connectedclients", [(t0 + s, 9) for s in range(0, 600, 60)])
+    source = AzureMonitorSource(endpoint=server.url, ca_file=server.ca_file, retry=FAST)  # DefaultAzureCredential
+
+    s = source.fetch(AzureParams(cache, "connectedclients"), t0, t0 + 599, STEP)
+
+    assert s.values.tolist() == [9, 9]
+    (grant,) = server.token_requests
+    assert grant["scope"] == "https://management.azure.com/.default" and grant["client_id"] == client_id
+    assert server.requests[0].authorization == f"Bearer {TOKEN}"
+
+
+def test_a_federated_token_entra_refuses_is_unauthorized(server, workload_identity):
+    tenant, client_id = workload_identity
+    server.federated[tenant] = (client_id, "a token from another cluster")
+    source = AzureMonitorSource(endpoint=server.url, ca_file=server.ca_file, retry=FAST)
+    with pytest.raises(SourceUnauthorized, match="AADSTS700016"):
+        source.fetch(AzureParams(resource("Microsoft.Cache/redis", "x"), "connectedclients"), 0, 3600, STEP)
+    assert server.requests == []  # no metrics call without a token

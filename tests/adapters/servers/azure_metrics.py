@@ -51,6 +51,9 @@ class AzureMetricsServer:
     requests: list[Request] = field(default_factory=list)
     fail_with: tuple[int, str, str] | None = None  # (status, ARM error code, message) for every call
     delay: float = 0.0  # seconds every call waits before answering
+    # Microsoft Entra's token endpoint for workload identity: {tenant: (client_id, federated token)}.
+    federated: dict[str, tuple[str, str]] = field(default_factory=dict)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
     ca_file: str = ""
 
@@ -81,6 +84,17 @@ class AzureMetricsServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                status, body = owner._token(urlsplit(self.path).path, form)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args):  # keep test output quiet
                 pass
 
@@ -95,6 +109,20 @@ class AzureMetricsServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
+
+    def _token(self, path: str, form: dict[str, str]) -> tuple[int, dict]:
+        """`POST /{tenant}/oauth2/v2.0/token`: a client-credentials grant whose client assertion is the
+        federated token AKS projects into the pod, exchanged for an access token."""
+        self.token_requests.append(form)
+        tenant = path.strip("/").split("/")[0]
+        expected = self.federated.get(tenant)
+        if not path.endswith("/oauth2/v2.0/token") or expected is None:
+            return 400, {"error": "invalid_request", "error_description": f"unknown tenant or path {path}"}
+        if (form.get("grant_type") != "client_credentials" or (form.get("client_id"), form.get("client_assertion"))
+                != expected or form.get("client_assertion_type") !=
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"):
+            return 401, {"error": "invalid_client", "error_description": "AADSTS700016: assertion refused"}
+        return 200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": TOKEN}
 
     def _answer(self, raw_path: str, authorization: str | None) -> tuple[int, dict]:
         parts = urlsplit(raw_path)
