@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import google.auth
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exc
@@ -146,8 +147,6 @@ class GcpMonitoringSource(QueryAdapter):
             try:
                 credentials = None
                 if self._credentials_file:
-                    import google.auth
-
                     credentials, _ = google.auth.load_credentials_from_file(
                         self._credentials_file, scopes=["https://www.googleapis.com/auth/monitoring.read"])
                 options = ClientOptions(api_endpoint=self._endpoint) if self._endpoint else None
