@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import os
 import socket
+import subprocess
+import sys
 
 import grpc
+import jwt
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helios.adapters.contract import RetryPolicy
 from helios.adapters.gcp import GcpMonitoringSource, GcpParams, GcpQuery
@@ -22,6 +29,7 @@ from helios.scaler.sources import build_sources
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.gcp_monitoring import MetricServiceServer, StoredSeries
 from .servers.ramp import Ramp, served_forecast
+from .servers.tls import self_signed
 
 FAST = RetryPolicy(timeout=3, attempts=3, backoff_initial=0.01, backoff_max=0.02, deadline=10)
 PROJECT = "helios-test"
@@ -285,3 +293,48 @@ async def test_end_to_end_a_gcp_trigger_is_forecast_over_grpc(server, start_app,
 
     assert value == pytest.approx(ramp.expected, abs=1e-6)
     assert server.requests[0].aggregation.alignment_period == dt.timedelta(seconds=STEP)
+
+
+_CHILD = """
+import json, sys
+from helios.adapters.contract import RetryPolicy
+from helios.adapters.gcp import GcpMonitoringSource, GcpParams
+endpoint, key_file, filter_, start, end = sys.argv[1:]
+source = GcpMonitoringSource(project="helios-test", endpoint=endpoint, credentials_file=key_file,
+                             retry=RetryPolicy(timeout=10, attempts=1))
+print(json.dumps(source.fetch(GcpParams(filter=filter_), int(start), int(end), 300).values.tolist()))
+"""
+
+
+def test_a_service_account_key_signs_the_bearer_sent_over_tls_to_the_configured_endpoint(tmp_path):
+    """The production path without a test client: `endpoint` and `credentials_file` from config, the
+    client's own TLS channel (trusting the test CA through gRPC's roots variable, in a child process so
+    no other test's channel is affected) and google-auth signing with a key made here."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = "helios-reader@helios-test.iam.gserviceaccount.com"
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps({
+        "type": "service_account", "project_id": PROJECT, "private_key_id": "k1", "client_email": email,
+        "client_id": "1", "token_uri": "https://127.0.0.1:9/token",
+        "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode()}))
+    cert, cert_key = self_signed(tmp_path)
+    server = MetricServiceServer().start(tls=(cert.read_bytes(), cert_key.read_bytes()))
+    try:
+        t0 = 1_800_000_000 // STEP * STEP
+        server.add(StoredSeries(CUSTOM + "tls", "global", {"project_id": PROJECT},
+                                points=[(t0 + s, 5.0) for s in range(0, 600, 60)]))
+        child = subprocess.run(
+            [sys.executable, "-c", _CHILD, f"127.0.0.1:{server.port}", str(key_file), custom_filter("tls"),
+             str(t0), str(t0 + 599)],
+            env={**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(cert)}, capture_output=True, text=True,
+            timeout=120)
+    finally:
+        server.stop()
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert json.loads(child.stdout) == [5.0, 5.0]
+    scheme, token = server.metadata[0]["authorization"].split(" ", 1)
+    assert scheme == "Bearer"
+    claims = jwt.decode(token, key.public_key(), algorithms=["RS256"], options={"verify_aud": False})
+    assert claims["iss"] == claims["sub"] == email
+    assert claims["scope"] == "https://www.googleapis.com/auth/monitoring.read"  # read-only, as configured

@@ -62,6 +62,7 @@ class MetricServiceServer:
         self.page_size = page_size
         self.series: list[StoredSeries] = []
         self.requests: list[monitoring_v3.ListTimeSeriesRequest] = []
+        self.metadata: list[dict[str, str]] = []  # each call's gRPC metadata (authorization, ...)
         self.fail_with: tuple[grpc.StatusCode, str] | None = None  # every call aborts with this
         self.delay = 0.0  # seconds every call waits before answering
         self._lock = threading.Lock()
@@ -72,7 +73,8 @@ class MetricServiceServer:
         with self._lock:
             self.series.append(series)
 
-    def start(self) -> MetricServiceServer:
+    def start(self, tls: tuple[bytes, bytes] | None = None) -> MetricServiceServer:
+        """Listen on loopback: plaintext, or TLS with `tls` = (certificate PEM, key PEM)."""
         handler = grpc.method_handlers_generic_handler(
             "google.monitoring.v3.MetricService",
             {
@@ -85,7 +87,11 @@ class MetricServiceServer:
         )
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self._server.add_generic_rpc_handlers((handler,))
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        if tls:
+            credentials = grpc.ssl_server_credentials([(tls[1], tls[0])])
+            self.port = self._server.add_secure_port("127.0.0.1:0", credentials)
+        else:
+            self.port = self._server.add_insecure_port("127.0.0.1:0")
         self._server.start()
         return self
 
@@ -103,6 +109,7 @@ class MetricServiceServer:
     def _list_time_series(self, request: monitoring_v3.ListTimeSeriesRequest, context: grpc.ServicerContext):
         with self._lock:
             self.requests.append(request)
+            self.metadata.append(dict(context.invocation_metadata()))
             stored = list(self.series)
         if self.fail_with:
             context.abort(*self.fail_with)
