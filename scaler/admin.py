@@ -29,7 +29,7 @@ from .calls import CallError, unary
 from .insights import Insights
 from .pb import admin_pb2 as pb
 from .pb import admin_pb2_grpc as pb_grpc
-from .runner import ModelRunner
+from .runner import FitTimeout, ModelRunner, WorkerDied
 from .settings import Settings
 from .state import AnomalyReading, Availability, Snapshot, StateStore, answer
 from .telemetry import Telemetry
@@ -106,6 +106,8 @@ class Admin(pb_grpc.AdminServicer):
         try:
             aligned, scores = await self._runner.call(detect_all, detector, series, step,
                                                       timeout=self._settings.models.fit_timeout)
+        except (FitTimeout, WorkerDied) as e:
+            raise _busy(e) from None
         except HeliosError as e:
             raise inputs.invalid([f"{target}: {e}"]) from None
         points = [_anomaly_point(t, v, s) for t, v, s in zip(
@@ -316,9 +318,16 @@ class Admin(pb_grpc.AdminServicer):
         params = self._settings.models.params_for(model, horizon)
         try:
             fitted = await self._runner.fit(model, params, series, step, horizon, self._settings.models.fit_timeout)
+        except (FitTimeout, WorkerDied) as e:
+            raise _busy(e) from None
         except HeliosError as e:
             raise inputs.invalid([f"{field}: {e}"]) from None
         return fitted.forecast
+
+
+def _busy(error: Exception) -> CallError:
+    """The fit, not the input, failed: the time budget ran out or the worker died. Retrying may work."""
+    return CallError(grpc.StatusCode.UNAVAILABLE, f"the model run did not finish: {error}")
 
 
 def _head(forecast: Forecast, horizon: float, text: str) -> Forecast:

@@ -204,3 +204,10 @@ async def test_each_call_logs_a_summary_without_its_payload(start_app, client_fo
         ("Detect", "OK", "INFO", ""), ("Explain", "NOT_FOUND", "INFO", "a/b/c")]
     assert all(r.duration_ms > 0 for r in lines)
     assert not any("samples" in str(r.__dict__) for r in lines)
+
+
+async def test_an_adhoc_fit_past_its_time_budget_is_unavailable_not_a_bad_input(start_app, client_for):
+    client = client_for(await start_app(settings(models={"fit_timeout": 0.001})))
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await client.admin.Detect(pb.DetectRequest(series=pb_series(spiky(n=300)), detector="xgboost"), timeout=30)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "did not finish" in e.value.details()
