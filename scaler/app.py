@@ -52,7 +52,11 @@ class HeliosApp:
         self.store = StateStore(settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
         artifacts = ArtifactStore(settings.models.artifacts) if settings.models.artifacts else None
-        self.insights = Insights(self.runner, settings, self.telemetry, clock)
+        # xgboost's detector fits take seconds: they get processes of their own so forecasts never queue
+        # behind them. The cheap detectors share the model workers.
+        self.detection_runner = ModelRunner(settings.anomaly.workers, self.telemetry) \
+            if settings.anomaly.detector == "xgboost" else self.runner
+        self.insights = Insights(self.detection_runner, settings, self.telemetry, clock)
         self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts,
                                    self.insights)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
@@ -77,7 +81,8 @@ class HeliosApp:
         self.health_port = self.health_server.add_insecure_port(f"{cfg.host}:{self.settings.security.health_port}")
         self._http, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=self.registry)
         self.metrics_port = self._http.server_port
-        await self.runner.warm_up()
+        separate = self.detection_runner is not self.runner
+        await asyncio.gather(self.runner.warm_up(), *([self.detection_runner.warm_up()] if separate else []))
         await self.server.start()
         await self.health_server.start()
         for service in ("", *SERVICES):
@@ -94,6 +99,8 @@ class HeliosApp:
         await self.health_server.stop(None)
         await self.refresher.close()
         self.runner.close()
+        if self.detection_runner is not self.runner:
+            self.detection_runner.close()
         if self._http is not None:
             self._http.shutdown()
         log.info("helios stopped")

@@ -36,7 +36,8 @@ _REPLICA_ACTIONS = {Action.SCALE_UP, Action.SCALE_DOWN, Action.PREEMPTIVE_SCALE}
 class _Memory:
     """Per workload, between refreshes."""
 
-    detector: bytes | None = None  # the fitted anomaly detector, refitted with the model
+    detector: bytes | None = None  # the fitted anomaly detector, refitted every anomaly.refit_interval
+    detector_fitted_at: float = float("-inf")
     history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
     ledger: ForecastLedger = field(default_factory=ForecastLedger)
     last_action: LastAction | None = None
@@ -63,7 +64,7 @@ class Insights:
         memory = self._memory.get(key)
         return memory.last_action if memory else None
 
-    async def after_forecast(self, before: Snapshot, snap: Snapshot, history: Series, refit: bool) -> dict:
+    async def after_forecast(self, before: Snapshot, snap: Snapshot, history: Series) -> dict:
         """The Snapshot fields derived from `snap`'s new forecast: recent inputs, anomaly, forecast error
         and recommendation. `before` is the snapshot the last answer was made from."""
         key, trigger, now = snap.trigger.key, snap.trigger, self._clock()
@@ -74,7 +75,7 @@ class Insights:
         memory.ledger.settle(aligned)
         memory.ledger.record(snap.forecast, now, trigger.lead_time)
         recent = aligned.between(aligned.end - RECENT_SECONDS, aligned.end)
-        reading = await self._score(key, memory, history, step, refit)
+        reading = await self._score(key, memory, history, step, now)
         if reading is not None and reading.severity >= Severity.WARNING and \
                 (snap.anomaly is None or snap.anomaly.timestamp != reading.timestamp):
             self._telemetry.anomaly_detections.labels(reading.severity.name.lower()).inc()
@@ -109,13 +110,16 @@ class Insights:
         return min(max(wanted, self.policy.min_replicas, 1), self.policy.max_replicas)
 
     async def _score(self, key: WorkloadKey, memory: _Memory, history: Series, step: int,
-                     refit: bool) -> AnomalyReading | None:
+                     now: float) -> AnomalyReading | None:
         detector = self._settings.anomaly.detector
         if detector == "none":
             return None
         try:
+            refit = memory.detector is None or now - memory.detector_fitted_at >= self._settings.anomaly.refit_interval
             scored = await self._runner.score(detector, None if refit else memory.detector, history, step,
                                               self._settings.models.fit_timeout)
+            if refit:
+                memory.detector_fitted_at = now
         except HeliosError as e:  # too little history yet, a timeout: no score this time
             log.info("anomaly scoring skipped", extra={"workload": "/".join(key), "error": str(e)})
             return None
