@@ -56,7 +56,8 @@ class HeliosApp:
         # behind them. The cheap detectors share the model workers.
         self.detection_runner = ModelRunner(settings.anomaly.workers, self.telemetry) \
             if settings.anomaly.detector == "xgboost" else self.runner
-        self.insights = Insights(self.detection_runner, settings, self.telemetry, clock)
+        self.insights = Insights(self.detection_runner, self.store, settings, self.telemetry, clock,
+                                 settings.anomaly.workers)
         self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts,
                                    self.insights)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
@@ -98,6 +99,7 @@ class HeliosApp:
         await self.server.stop(self.settings.server.shutdown_grace)
         await self.health_server.stop(None)
         await self.refresher.close()
+        await self.insights.close()
         self.runner.close()
         if self.detection_runner is not self.runner:
             self.detection_runner.close()

@@ -8,10 +8,11 @@ and the confidence; never the series themselves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from helios.engine.align import align
 from helios.engine.anomaly.base import Severity
@@ -22,7 +23,7 @@ from helios.engine.types import Series
 
 from .runner import ModelRunner
 from .settings import Settings
-from .state import AnomalyReading, Availability, Snapshot, WorkloadKey, answer
+from .state import AnomalyReading, Availability, Snapshot, StateStore, WorkloadKey, answer
 from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -44,17 +45,54 @@ class _Memory:
 
 
 class Insights:
-    def __init__(self, runner: ModelRunner, settings: Settings, telemetry: Telemetry,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, runner: ModelRunner, store: StateStore, settings: Settings, telemetry: Telemetry,
+                 clock: Callable[[], float], workers: int = 1) -> None:
         self.policy = policy_from(settings)
         self._runner = runner
+        self._store = store
         self._settings = settings
         self._telemetry = telemetry
         self._clock = clock
         self._memory: dict[WorkloadKey, _Memory] = {}
+        self._tasks: dict[WorkloadKey, asyncio.Task] = {}
+        # Runs waiting here, not in the pool's queue: thousands of workloads registering at once must not
+        # pickle thousands of histories into it.
+        self._slots = asyncio.Semaphore(2 * workers)
+
+    def follow(self, before: Snapshot, history: Series) -> None:
+        """Derive, in a task of its own, the insights of the forecast just published for `before`'s
+        workload, so its next refresh never waits for them (an xgboost fit takes seconds, and thousands
+        may queue). One at a time per workload: a forecast published meanwhile is skipped."""
+        key = before.trigger.key
+        running = self._tasks.get(key)
+        if running is None or running.done():
+            self._tasks[key] = asyncio.get_running_loop().create_task(
+                self._follow(key, before, history), name=f"insights {'/'.join(key)}")
+
+    async def _follow(self, key: WorkloadKey, before: Snapshot, history: Series) -> None:
+        try:
+            async with self._slots:
+                snap = self._store.get(key)
+                if snap is None or snap.forecast is None:
+                    return
+                derived = await self.after_forecast(before, snap, history)
+            latest = self._store.get(key)  # the trigger may have changed meanwhile, or the workload gone
+            if latest is not None:
+                self._store.put(replace(latest, **derived))
+        except Exception:  # noqa: BLE001 - a bug here must not end anything else; it is logged
+            log.exception("insights failed", extra={"workload": "/".join(key)})
 
     def forget(self, key: WorkloadKey) -> None:
         self._memory.pop(key, None)
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def history(self, key: WorkloadKey) -> Series | None:
         memory = self._memory.get(key)

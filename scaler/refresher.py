@@ -169,10 +169,8 @@ class Refresher:
                                 model_details=fitted.details, fitted_at=w.fitted_at))
         self._telemetry.refreshes.labels(trigger.source, "ok").inc()
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
-        w.first_refresh.set()  # callers waiting for the first answer get the forecast now, not after the insights
-        if self._insights is not None:  # anomaly scoring (seconds for xgboost) never delays the forecast
-            derived = await self._insights.after_forecast(before, self._store.get(key), history)
-            self._store.put(replace(self._store.get(key), **derived))  # the latest: the trigger may have changed
+        if self._insights is not None:  # in a task of its own: never delays this or the next forecast
+            self._insights.follow(before, history)
 
     async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
                                    step: int) -> bool:

@@ -216,20 +216,26 @@ async def test_an_adhoc_fit_past_its_time_budget_is_unavailable_not_a_bad_input(
 
 async def test_the_xgboost_detector_is_fitted_once_per_refit_interval_in_processes_of_its_own(
         start_app, client_for, tmp_path):
-    path = write_trace(tmp_path / "load.csv", spiky(), end=time.time() - 300)  # one step behind now
+    path = write_trace(tmp_path / "load.csv", spiky(n=2016), end=time.time() - 300)  # one step behind now
     app = await start_app(fast_settings(anomaly={"detector": "xgboost", "refit_interval": "1d"}))
     assert app.detection_runner is not app.runner
     client = client_for(app)
     meta = {"source": "file", "path": str(path), "targetValue": "10"}
     await client.get_metrics(meta)
     key = ("shop", "web", await client.metric_name(meta))
+    published = app.store.get(key)  # the refresh is over: its forecast is served before the detector is fitted
+    assert published.forecast is not None and published.recommendation is None
     await insights_of(app, key)
     first = app.store.get(key).anomaly
     assert first.detector == "xgboost" and first.severity.name == "CRITICAL"
     fitted = app.insights._memory[key].detector_fitted_at
     await app.refresher.refresh(key)  # no new sample: no new forecast, nothing scored
-    write_trace(path, [*spiky(), 50.0])  # the next sample arrives
+    write_trace(path, [*spiky(n=2016), 50.0])  # the next sample arrives
     await app.refresher.refresh(key)
+    for _ in range(500):  # the insights of the new forecast follow in their own task
+        if app.store.get(key).anomaly.timestamp > first.timestamp:
+            break
+        await asyncio.sleep(0.02)
     text = client.scrape()
     assert sample_value(text, "helios_model_fit_duration_seconds_count", model="xgboost", operation="detect") == 2
     assert app.store.get(key).anomaly.timestamp == first.timestamp + 300
