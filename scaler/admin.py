@@ -17,7 +17,7 @@ import grpc
 
 from helios.engine.anomaly import NAMES as DETECTORS
 from helios.engine.anomaly import Severity, severity
-from helios.engine.demand import expected_demand
+from helios.engine.demand import HPA_TOLERANCE, expected_demand
 from helios.engine.errors import HeliosError
 from helios.engine.models import MODELS
 from helios.engine.pipeline import detect_all
@@ -266,6 +266,8 @@ class Admin(pb_grpc.AdminServicer):
             return f"{result.value:g}: the latest observed value ({why})"
         peak = expected_demand(snap.forecast, 0.0, now, t.lead_time, t.quantile)
         chosen = "the forecast" if peak >= (snap.observed or 0.0) else "the observed value (the floor)"
+        if result.value > max(peak, snap.observed or 0.0):
+            chosen = f"the forecast rises, by less than the HPA's tolerance: observed x {1 + HPA_TOLERANCE:g}"
         return (f"{result.value:g} = max(peak of the q{t.quantile:g} forecast over the lead window (now, now + "
                 f"{t.lead_time:g}s] = {peak:g}, observed {snap.observed:g}): {chosen}. The HPA aims for "
                 f"ceil({result.value:g} / targetValue {t.target_value:g}) = "

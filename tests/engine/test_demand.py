@@ -30,6 +30,13 @@ def test_never_below_the_observed_value():
     assert expected_demand(ramp_forecast(), observed=500, now=950, lead_seconds=300, quantile=0.9) == 500
 
 
+def test_a_rise_within_the_hpa_tolerance_is_served_past_it():
+    f = ramp_forecast(spread=0)  # the next step's forecast is 100 at every level
+    assert expected_demand(f, observed=95, now=950, lead_seconds=300, quantile=0.9) == pytest.approx(104.5)
+    assert expected_demand(f, observed=80, now=950, lead_seconds=300, quantile=0.9) == pytest.approx(100)
+    assert expected_demand(f, observed=100, now=950, lead_seconds=300, quantile=0.9) == 100  # no rise: observed
+
+
 def test_a_forecast_that_ended_is_refused():
     with pytest.raises(ValueError, match="before now"):
         expected_demand(ramp_forecast(), 0, now=10_000, lead_seconds=300, quantile=0.9)
