@@ -86,7 +86,7 @@ def tree_cpu(proc: psutil.Process) -> float:
     return total
 
 
-async def measure(n: int) -> dict:
+async def measure(n: int, detector: str) -> dict:
     import grpc
 
     from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
@@ -95,7 +95,7 @@ async def measure(n: int) -> dict:
     settings = load_settings(
         server={"grpc_port": 0, "metrics_port": 0}, log_level="WARNING",
         metrics={"refresh_interval": 86400, "staleness_limit": 86400, "first_answer_wait": 0},
-        models={"workers": 2, "refit_interval": 86400}, security={"health_port": 0},
+        models={"workers": 2, "refit_interval": 86400}, security={"health_port": 0}, anomaly={"detector": detector},
     )
     app = HeliosApp(settings, sources={"synthetic": source})
     await app.start()
@@ -150,8 +150,8 @@ async def measure(n: int) -> dict:
         await app.stop()
 
 
-def training(m: int) -> tuple[float, float, int]:
-    """Seconds to train m workloads in this process one by one, and on a LocalCluster of 2 workers."""
+def training(m: int, model: str) -> tuple[float, float, int]:
+    """Seconds to train m workloads with `model` in this process one by one, and on a LocalCluster of 2 workers."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         docs = []
@@ -164,7 +164,7 @@ def training(m: int) -> tuple[float, float, int]:
             docs.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
                          "metadata": {"name": f"w{i}", "namespace": "bench"},
                          "spec": {"triggers": [{"type": "external", "metadata": {
-                             "source": "file", "path": str(csv), "targetValue": "10"}}]}})
+                             "source": "file", "path": str(csv), "targetValue": "10", "model": model}}]}})
         (folder / "so.yaml").write_text(yaml.safe_dump_all(docs))
         settings = load_settings()
         triggers = read_triggers([folder / "so.yaml"], settings)
@@ -183,9 +183,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--train", type=int, default=200, help="workloads in the training comparison (0: skip)")
+    parser.add_argument("--train-model", default="prophet", help="the model trained (a fit worth distributing)")
+    # zscore by default: xgboost's first fit costs ~2 s a workload (hours for 5,000 on this machine), after
+    # which it is refitted daily; benchmarks/forecast_speed.py and RESULTS.md give its own cost.
+    parser.add_argument("--detector", default="zscore", choices=["xgboost", "zscore", "threshold", "none"])
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    results = [asyncio.run(measure(n)) for n in sizes]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    results = [asyncio.run(measure(n, args.detector)) for n in sizes]
+    if results:
+        print_capacity(results)
+    if args.train:
+        local, dask, failed = training(args.train, args.train_model)
+        print(f"\n| training {args.train} {args.train_model} workloads | seconds | speed-up |\n|---|---|---|\n"
+              f"| one process, sequential | {local:.1f} | 1.00 |\n| Dask LocalCluster, 2 workers | {dask:.1f} | "
+              f"{local / dask:.2f} |\n\nfailed trainings: {failed}")
+
+
+def print_capacity(results: list[dict]) -> None:
     print("| workloads | first fits s | refresh cycle CPU s | CPU ms per workload | cycle wall s | "
           "RSS per workload KiB | GetMetrics p50 ms | p99 ms (during the cycle) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -201,11 +215,6 @@ def main() -> None:
             k = math.log(total_b / total_a) / math.log(b["n"] / a["n"])
             print(f"\n{label} grows as N^{k:.2f} from {a['n']} to {b['n']} workloads "
                   f"({'linear or better' if k <= 1.1 else 'SUPERLINEAR'})")
-    if args.train:
-        local, dask, failed = training(args.train)
-        print(f"\n| training {args.train} workloads | seconds | speed-up |\n|---|---|---|\n"
-              f"| one process, sequential | {local:.1f} | 1.00 |\n| Dask LocalCluster, 2 workers | {dask:.1f} | "
-              f"{local / dask:.2f} |\n\nfailed trainings: {failed}")
 
 
 if __name__ == "__main__":

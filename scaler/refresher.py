@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -107,7 +108,9 @@ class Refresher:
                     log.exception("refresh raised", extra={"workload": "/".join(key)})
                     self._fail(key, e, "fit_error")
                 self._workloads[key].first_refresh.set()  # even on failure: waiters get the error now
-                await asyncio.sleep(self._metrics.refresh_interval)
+                # +-25 %: workloads registered together (a KEDA restart, a deploy) drift apart instead of
+                # all refreshing, and all updating at each new step, in the same second.
+                await asyncio.sleep(self._metrics.refresh_interval * random.uniform(0.75, 1.25))
                 if self._clock() - self._workloads[key].last_seen > self._metrics.idle_timeout:
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})
                     break

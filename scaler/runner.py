@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -42,8 +43,12 @@ class ModelRunner:
         self._workers = workers
         self._telemetry = telemetry
         # spawn, not fork: forking a process that runs gRPC threads is unsafe.
-        self._pool = ProcessPool(workers, initializer=initializer, initargs=tuple(initargs),
+        self._pool = ProcessPool(workers, initializer=_start_worker, initargs=(initializer, tuple(initargs)),
                                  context=multiprocessing.get_context("spawn"))
+        # Runs wait here, in the event loop, rather than in the pool's queue: thousands of workloads with a
+        # new sample at the same step boundary would otherwise pickle thousands of histories at once, and
+        # the pool's feeder threads would take the GIL from the gRPC handlers.
+        self._slots = asyncio.Semaphore(2 * workers)
 
     async def warm_up(self) -> None:
         """Start the workers now, so the first refresh does not pay for their imports."""
@@ -72,6 +77,10 @@ class ModelRunner:
 
     async def call(self, fn: Callable, *args, timeout: float) -> Any:
         """Run `fn(*args)` in a worker; the worker is killed and replaced if it takes longer than `timeout`."""
+        async with self._slots:
+            return await self._call(fn, args, timeout)
+
+    async def _call(self, fn: Callable, args: tuple, timeout: float) -> Any:
         future = self._pool.schedule(fn, args, timeout=timeout)
         try:
             return await asyncio.wrap_future(future)
@@ -100,12 +109,21 @@ class ModelRunner:
         self._pool.join(timeout=5)
 
 
+WORKER_NICENESS = 10
+
+
+def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
+    # Fits yield the CPU to the serving process: on a busy replica, GetMetrics' latency matters more than
+    # how soon a background fit or update finishes.
+    os.nice(WORKER_NICENESS)
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def _noop() -> None:
     pass
 
 
 def _pid() -> int:
-    import os
-
     time.sleep(0.2)  # hold this worker so each call of worker_pids lands on a different one
     return os.getpid()
