@@ -16,6 +16,7 @@ from helios.engine.models import MODELS, create
 from helios.engine.types import Series
 
 from .durations import parse_duration
+from .tables import markdown_table
 
 COLUMNS = ("series", "model", "horizon_steps", "mae", "mape", "smape", "mase", "coverage_80", "pinball_90",
            "fit_seconds", "predict_seconds")
@@ -101,11 +102,7 @@ def csv_files(paths: list[str]) -> list[Path]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        cells = [f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, COLUMNS)
 
 
 def plot(folder: Path, name: str, s: Series, models: list[str], horizon: int, window: int, step: int) -> None:

@@ -20,6 +20,7 @@ from .settings import ConfigError, load_settings
 from .simulate.compare import Replay, compare, policy_names
 from .simulate.hpa import Behavior
 from .simulate.loop import Cluster
+from .tables import markdown_table
 
 COLUMNS = ("trace", "policy", "underprovisioned_fraction", "unserved_fraction", "replica_hours", "overprovision_mean",
            "scale_events")
@@ -144,11 +145,7 @@ def _flag_names(message: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        cells = [f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, COLUMNS)
 
 
 def _fail(message: str) -> int:
