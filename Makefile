@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test install proto proto-check lint bench clean
+.PHONY: run test tools install proto proto-check lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,8 +16,14 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/helios serve $(ARGS)
 
-test: install proto-check lint
+test: tools install proto-check lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The tests run real tools: a Prometheus server and promtool (Debian package prometheus), and kubectl.
+# .ci/run installs them on Debian; elsewhere, this names what is missing instead of failing in a test.
+tools:
+	@missing=""; for t in kubectl prometheus promtool; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing (on Debian: sudo .ci/run installs them)"; exit 1; fi
 
 # Regenerate the protobuf/gRPC code. The virtual import path (-Ihelios/scaler/pb=proto) makes the
 # generated modules import each other as helios.scaler.pb.*, so no import rewriting is needed.
