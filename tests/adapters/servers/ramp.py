@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from helios.engine.demand import HPA_TOLERANCE
+
 from ...helpers import fast_settings
 
 STEP = 300
@@ -38,8 +40,10 @@ class Ramp:
 
     @property
     def expected(self) -> float:
-        """The next step of the ramp after the current one."""
-        return START_LEVEL + RISE * ((self.step_now - self.first) // STEP + 1)
+        """What GetMetrics serves: the ramp's next step, raised past the HPA's tolerance over the
+        current one (engine.demand serves a rising forecast at least 1.1 x the observed value)."""
+        observed = START_LEVEL + RISE * ((self.step_now - self.first) // STEP)
+        return max(observed + RISE, observed * (1 + HPA_TOLERANCE))
 
 
 async def served_forecast(start_app, client_for, ramp: Ramp, metadata: dict, sources: dict | None = None,
