@@ -58,10 +58,15 @@ class Scored:
     severity: Severity
 
 
-def detect_all(detector: str, series: Series, step: int) -> tuple[Series, AnomalyScores]:
-    """Fit `detector` on `series` and score every step of it (the admin API's Detect)."""
+def detect_all(detector: str, series: Series, step: int, artifact: bytes | None = None,
+               ) -> tuple[Series, AnomalyScores]:
+    """Score every step of `series` (the admin API's Detect): with the saved detector (`artifact`, from
+    score_latest, fitted on this workload's history), else with one fitted on `series` now."""
     aligned = _aligned(series, step)
-    return aligned, detector_class(detector)().fit(aligned).score(aligned)
+    cls = detector_class(detector)
+    if artifact is not None and hasattr(cls, "from_bytes"):
+        return aligned, cls.from_bytes(zlib.decompress(artifact)).score(aligned)
+    return aligned, cls().fit(aligned).score(aligned)
 
 
 def score_latest(detector: str, artifact: bytes | None, history: Series, step: int, params: dict | None = None,

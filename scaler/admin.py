@@ -94,17 +94,19 @@ class Admin(pb_grpc.AdminServicer):
                 raise inputs.invalid(problems)
             snap = self._tracked(request.workload)
             series, step = self._insights.history(snap.trigger.key), int(self._settings.metrics.step)
+            saved = self._insights.detector(snap.trigger.key, detector)  # no refit when the workload has one
             if series is None:
                 raise CallError(grpc.StatusCode.UNAVAILABLE,
                                 f"workload: {_name(request.workload)} has no history yet; its first refresh is pending")
         elif target == "series":
             series, step = self._series(request.series, "series", problems)
+            saved = None
             if problems:
                 raise inputs.invalid(problems)
         else:
             raise inputs.invalid(["target: set `workload` (a tracked workload) or `series` (an ad-hoc series)"])
         try:
-            aligned, scores = await self._runner.call(detect_all, detector, series, step,
+            aligned, scores = await self._runner.call(detect_all, detector, series, step, saved,
                                                       timeout=self._settings.models.fit_timeout)
         except (FitTimeout, WorkerDied) as e:
             raise _busy(e) from None

@@ -98,6 +98,11 @@ class Insights:
         memory = self._memory.get(key)
         return memory.history if memory else None
 
+    def detector(self, key: WorkloadKey, name: str) -> bytes | None:
+        """The workload's saved detector, if it is a `name` one."""
+        memory = self._memory.get(key)
+        return memory.detector if memory and name == self._settings.anomaly.detector else None
+
     def last_action(self, key: WorkloadKey) -> LastAction | None:
         memory = self._memory.get(key)
         return memory.last_action if memory else None

@@ -39,3 +39,11 @@ def test_reference_detectors_refit_each_time_and_detect_all_scores_every_step():
 def test_too_short_a_history_is_a_typed_error():
     with pytest.raises(InsufficientData):
         score_latest("xgboost", None, daily(n=50), STEP)
+
+
+def test_detect_all_with_the_saved_detector_scores_the_history_as_fitting_it_does():
+    history = daily(spike=80)
+    saved = score_latest("xgboost", None, history, STEP).artifact
+    _, refitted = detect_all("xgboost", history, STEP)
+    _, reused = detect_all("xgboost", history, STEP, saved)
+    assert np.allclose(refitted.scores, reused.scores, equal_nan=True)  # cross-fitted scores, no refit
