@@ -95,11 +95,12 @@ class HeliosApp:
 
     async def stop(self) -> None:
         """Graceful: report NOT_SERVING, let in-flight calls finish within the grace period, then stop."""
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.server.shutdown_grace)
-        await self.health_server.stop(None)
-        await self.refresher.close()
-        await self.insights.close()
+        grace = self.settings.server.shutdown_grace
+        await _bounded(self.health.enter_graceful_shutdown(), 5, "health NOT_SERVING")
+        await _bounded(self.server.stop(grace), grace + 5, "gRPC server stop")
+        await _bounded(self.health_server.stop(None), 5, "health server stop")
+        await _bounded(self.refresher.close(), 10, "refresh loops")
+        await _bounded(self.insights.close(), 10, "insight runs")
         self.runner.close()
         if self.detection_runner is not self.runner:
             self.detection_runner.close()
@@ -117,6 +118,15 @@ class HeliosApp:
         await stop.wait()
         log.info("shutting down")
         await self.stop()
+
+
+async def _bounded(step, seconds: float, what: str) -> None:
+    """Await one shutdown step for at most `seconds`: a step that hangs (a stuck RPC, a library bug) must
+    not keep the process from exiting after SIGTERM; the remaining steps still run."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("shutdown step did not finish in time; going on", extra={"step": what, "seconds": seconds})
 
 
 async def serve(settings: Settings) -> None:
