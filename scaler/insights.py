@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from helios.engine.align import align
 from helios.engine.anomaly.base import Severity
 from helios.engine.errors import HeliosError
-from helios.engine.recommend import Action, LastAction, Recommendation, ScalingPolicy, WorkloadInputs, recommend
+from helios.engine.recommend import Action, LastAction, Recommendation, WorkloadInputs, recommend
 from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
@@ -47,7 +47,7 @@ class _Memory:
 class Insights:
     def __init__(self, runner: ModelRunner, store: StateStore, settings: Settings, telemetry: Telemetry,
                  clock: Callable[[], float], workers: int = 1) -> None:
-        self.policy = policy_from(settings)
+        self.policy = settings.scaling.policy()
         self._runner = runner
         self._store = store
         self._settings = settings
@@ -188,5 +188,3 @@ class Insights:
         })
 
 
-def policy_from(settings: Settings) -> ScalingPolicy:
-    return ScalingPolicy(**settings.scaling.model_dump())

@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
 from helios.engine.models import MODELS
+from helios.engine.recommend import ScalingPolicy
 
 from .durations import parse_duration
 from .security import SecuritySettings
@@ -119,27 +120,33 @@ class ModelsSettings(_Section):
         return params
 
 
+_POLICY = ScalingPolicy()  # the engine owns the defaults and the rules; this section only exposes them
+
+
 class ScalingSettings(_Section):
     """The recommendation engine's thresholds (engine.recommend.ScalingPolicy); utilisation is the
     workload's load over its capacity (current replicas x the trigger's targetValue)."""
 
-    cpu_scale_up_threshold: float = Field(0.80, gt=0, le=1)
-    cpu_scale_down_threshold: float = Field(0.20, ge=0, lt=1)
-    memory_warning_threshold: float = Field(0.85, gt=0, le=1)
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(10, ge=1)
-    cooldown_seconds: Seconds = 300.0  # no opposite replica action within this long of the last one
-    confidence_threshold: float = Field(0.8, ge=0, le=1)  # SCALE_UP needs more confidence than this
-    preemptive_ratio: float = Field(2.0, gt=1)  # PREEMPTIVE_SCALE when the forecast exceeds this x baseline
-    pod_startup_seconds: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = 120.0
+    cpu_scale_up_threshold: float = _POLICY.cpu_scale_up_threshold
+    cpu_scale_down_threshold: float = _POLICY.cpu_scale_down_threshold
+    memory_warning_threshold: float = _POLICY.memory_warning_threshold
+    min_replicas: int = _POLICY.min_replicas
+    max_replicas: int = _POLICY.max_replicas
+    cooldown_seconds: Seconds = _POLICY.cooldown_seconds  # no opposite replica action within this long
+    confidence_threshold: float = _POLICY.confidence_threshold  # SCALE_UP needs more confidence than this
+    preemptive_ratio: float = _POLICY.preemptive_ratio  # PREEMPTIVE_SCALE past this x baseline
+    pod_startup_seconds: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = _POLICY.pod_startup_seconds
 
     @model_validator(mode="after")
-    def _ordered(self):
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})")
-        if self.cpu_scale_down_threshold >= self.cpu_scale_up_threshold:
-            raise ValueError("cpu_scale_down_threshold must be below cpu_scale_up_threshold")
+    def _valid_policy(self):
+        try:
+            self.policy()
+        except ValueError as e:
+            raise ValueError(str(e).removeprefix("scaling.")) from None
         return self
+
+    def policy(self) -> ScalingPolicy:
+        return ScalingPolicy(**self.model_dump())
 
 
 class AnomalySettings(_Section):

@@ -78,3 +78,13 @@ def test_serve_exits_2_with_every_problem_before_starting(tmp_path, capsys):
     assert main(["serve", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "models.quantile" in err and "models.workers" in err and "Traceback" not in err
+
+
+def test_scaling_section_takes_the_engines_defaults_and_rules():
+    from helios.engine.recommend import ScalingPolicy
+
+    assert load_settings().scaling.policy() == ScalingPolicy()
+    with pytest.raises(ConfigError) as e:
+        load_settings(scaling={"min_replicas": 5, "max_replicas": 2, "cooldown_seconds": "2m"})
+    assert e.value.problems == ["scaling: max_replicas must be >= 1 and >= min_replicas=5, got 2"]
+    assert load_settings(scaling={"cooldown_seconds": "2m"}).scaling.policy().cooldown_seconds == 120
