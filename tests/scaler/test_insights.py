@@ -200,7 +200,11 @@ async def test_each_call_logs_a_summary_without_its_payload(start_app, client_fo
     await client.admin.Detect(pb.DetectRequest(series=pb_series(spiky(n=200))), timeout=10)
     with pytest.raises(grpc.aio.AioRpcError):
         await client.admin.Explain(pb.ExplainRequest(workload=pb.WorkloadRef(namespace="a", name="b", metric_name="c")))
-    lines = [r for r in caplog.records if r.getMessage() == "rpc"]
+    for _ in range(100):  # the server logs after its answer is on the way: the client can be first
+        lines = [r for r in caplog.records if r.getMessage() == "rpc"]
+        if len(lines) == 2:
+            break
+        await asyncio.sleep(0.01)
     assert [(r.rpc, r.code, r.levelname, r.workload) for r in lines] == [
         ("Detect", "OK", "INFO", ""), ("Explain", "NOT_FOUND", "INFO", "a/b/c")]
     assert all(r.duration_ms > 0 for r in lines)
