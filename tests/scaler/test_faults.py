@@ -139,12 +139,10 @@ async def test_a_failing_source_keeps_the_last_forecast_served_and_recovery_is_a
     assert app.refresher.tracked == 1  # the refresh loop survived every kind of fault
 
 
-async def test_a_hung_fit_is_cut_off_by_the_time_budget_and_its_worker_replaced(
-    start_app, client_for, sleepy, tmp_path
-):
+async def sleepy_workload(start_app, client_for, tmp_path, **models):
+    """A workload on the `sleepy` model with its first forecast made, and the one worker's pid."""
     trace = write_trace(tmp_path / "web.csv", daily_wave())
-    app = await start_app(fast_settings(
-        metrics={"refresh_interval": 0.2}, models={"fit_timeout": 1.5, "refit_interval": 0.5}))
+    app = await start_app(fast_settings(metrics={"refresh_interval": 0.2}, models=models))
     client = client_for(app)
     md = {"source": "file", "path": str(trace), "targetValue": "10", "model": "sleepy"}
     first = await client.get_metrics(md)
@@ -152,6 +150,14 @@ async def test_a_hung_fit_is_cut_off_by_the_time_budget_and_its_worker_replaced(
     await wait_for(lambda: app.store.get(key).forecast is not None, what="the first forecast")
     good = app.store.get(key).forecast
     (worker,) = await app.runner.worker_pids()
+    return app, client, md, first, key, good, worker
+
+
+async def test_a_hung_fit_is_cut_off_by_the_time_budget_and_its_worker_replaced(
+    start_app, client_for, sleepy, tmp_path
+):
+    app, client, md, first, key, good, worker = await sleepy_workload(
+        start_app, client_for, tmp_path, fit_timeout=1.5, refit_interval=0.5)
     sleepy.touch()  # from now on every fit hangs
     await wait_for(lambda: "exceeded 1.5s" in app.store.get(key).last_error, what="the fit timeout", timeout=20)
     assert app.store.get(key).last_error_kind == "FitTimeout"
@@ -166,16 +172,8 @@ async def test_a_hung_fit_is_cut_off_by_the_time_budget_and_its_worker_replaced(
 
 
 async def test_a_killed_worker_is_replaced_and_the_workload_recovers(start_app, client_for, sleepy, tmp_path):
-    trace = write_trace(tmp_path / "web.csv", daily_wave())
-    app = await start_app(fast_settings(
-        metrics={"refresh_interval": 0.2}, models={"fit_timeout": 30, "refit_interval": 0.3}))
-    client = client_for(app)
-    md = {"source": "file", "path": str(trace), "targetValue": "10", "model": "sleepy"}
-    first = await client.get_metrics(md)
-    key = ("shop", "web", first.metricName)
-    await wait_for(lambda: app.store.get(key).forecast is not None, what="the first forecast")
-    good = app.store.get(key).forecast
-    (worker,) = await app.runner.worker_pids()
+    app, client, md, first, key, good, worker = await sleepy_workload(
+        start_app, client_for, tmp_path, fit_timeout=30, refit_interval=0.3)
     sleepy.touch()  # hold the next fit in the worker, then kill the worker under it
     await asyncio.sleep(1.0)
     os.kill(worker, signal.SIGKILL)
