@@ -27,11 +27,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from helios.adapters.file import read_csv
+from helios.engine.replay.loop import Cluster, Demand, simulate
 from helios.scaler.cmd_backtest import native_step
 from helios.scaler.settings import load_settings
 from helios.scaler.simulate.compare import Replay, compare, window
-from helios.scaler.simulate.loop import Cluster, simulate
-from helios.scaler.simulate.policies import Demand, Oracle
+from helios.scaler.simulate.policies import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTIER = (0.0, 0.05)  # margins of perfect foresight shown beside the oracle (which is raised by the tolerance)

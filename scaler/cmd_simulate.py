@@ -12,14 +12,14 @@ from pydantic import ValidationError
 
 from helios.adapters.file import read_csv
 from helios.engine.errors import HeliosError
+from helios.engine.replay.hpa import Behavior
+from helios.engine.replay.loop import Cluster
 
 from .cmd_backtest import csv_files, native_step
 from .durations import parse_duration
 from .metadata import InvalidMetadata
 from .settings import ConfigError, load_settings
 from .simulate.compare import Replay, compare, policy_names
-from .simulate.hpa import Behavior
-from .simulate.loop import Cluster
 from .tables import markdown_table
 
 COLUMNS = ("trace", "policy", "underprovisioned_fraction", "unserved_fraction", "replica_hours", "overprovision_mean",

@@ -9,12 +9,12 @@ import numpy as np
 
 from helios.adapters.file import FileSource
 from helios.engine.models import MODELS
+from helios.engine.replay.loop import Cluster, Demand, Run, simulate
 from helios.engine.types import Series
 
 from ..metadata import MetadataParser
 from ..settings import Settings
-from .loop import Cluster, Run, simulate
-from .policies import Demand, ForecastTape, Helios, Oracle, Reactive
+from .policies import ForecastTape, Helios, Oracle, Reactive
 
 BENCHMARKS = ("reactive", "oracle")  # the policies that are not a Helios model
 

@@ -12,33 +12,14 @@ import bisect
 import math
 from dataclasses import replace
 
-import numpy as np
-
 from helios.engine.errors import HeliosError
 from helios.engine.pipeline import fit_and_forecast, update_and_forecast
+from helios.engine.replay.loop import Demand
 from helios.engine.types import Series
 
 from ..metadata import TriggerSpec
 from ..settings import MetricsSettings, ModelsSettings
 from ..state import Availability, Snapshot, answer
-
-
-class Demand:
-    """The trace as a demand curve: linear between samples (missing samples skipped)."""
-
-    def __init__(self, trace: Series) -> None:
-        present = ~np.isnan(trace.values)
-        self.timestamps = trace.timestamps[present].astype(np.float64)
-        self.values = trace.values[present]
-
-    def at(self, t: np.ndarray | float) -> np.ndarray | float:
-        return np.interp(t, self.timestamps, self.values)
-
-    def peak(self, start: float, end: float) -> float:
-        """The highest demand in [start, end]: at an end of the window or at a sample inside it."""
-        lo, hi = np.searchsorted(self.timestamps, [start, end], side="right")
-        inside = self.values[lo:hi]
-        return float(max(self.at(start), self.at(end), inside.max() if inside.size else -math.inf))
 
 
 class Reactive:

@@ -8,14 +8,14 @@ import pytest
 
 from helios.adapters.file import FileSource
 from helios.engine.models import MODELS
+from helios.engine.replay.hpa import HPA, Behavior
+from helios.engine.replay.loop import Cluster
+from helios.engine.replay.pods import Pods
 from helios.engine.types import Series
 from helios.scaler.cli import main
 from helios.scaler.metadata import MetadataParser
 from helios.scaler.settings import load_settings
 from helios.scaler.simulate.compare import Replay, compare
-from helios.scaler.simulate.hpa import HPA, Behavior
-from helios.scaler.simulate.loop import Cluster
-from helios.scaler.simulate.pods import Pods
 from helios.scaler.simulate.policies import ForecastTape, Helios, Reactive
 
 from ..helpers import write_trace

@@ -13,9 +13,27 @@ from typing import Protocol
 
 import numpy as np
 
+from ..types import Series
 from .hpa import HPA, Behavior
 from .pods import Pods
-from .policies import Demand
+
+
+class Demand:
+    """The trace as a demand curve: linear between samples (missing samples skipped)."""
+
+    def __init__(self, trace: Series) -> None:
+        present = ~np.isnan(trace.values)
+        self.timestamps = trace.timestamps[present].astype(np.float64)
+        self.values = trace.values[present]
+
+    def at(self, t: np.ndarray | float) -> np.ndarray | float:
+        return np.interp(t, self.timestamps, self.values)
+
+    def peak(self, start: float, end: float) -> float:
+        """The highest demand in [start, end]: at an end of the window or at a sample inside it."""
+        lo, hi = np.searchsorted(self.timestamps, [start, end], side="right")
+        inside = self.values[lo:hi]
+        return float(max(self.at(start), self.at(end), inside.max() if inside.size else -math.inf))
 
 
 class Policy(Protocol):

@@ -9,6 +9,7 @@ HPA's `spec.behavior` (camelCase), with the same defaults.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,7 +59,8 @@ class HPA:
     max_replicas: int = 100
     tolerance: float = 0.1
     behavior: Behavior = field(default_factory=Behavior)
-    _recommendations: list[tuple[float, int]] = field(default_factory=list)  # (time, unstabilised proposal)
+    _recommended_at: deque[float] = field(default_factory=deque)  # when each proposal below was made
+    _recommendations: deque[int] = field(default_factory=deque)  # the unstabilised proposals, oldest first
     _up_events: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas added)
     _down_events: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas removed)
 
@@ -97,15 +99,21 @@ class HPA:
         direction's stabilisation window (the current proposal included)."""
         up_window = self.behavior.scale_up.stabilization_window_seconds
         down_window = self.behavior.scale_down.stabilization_window_seconds
-        up = down = proposal
-        for when, rec in self._recommendations:
-            if when > now - up_window:
-                up = min(up, rec)
-            if when > now - down_window:
-                down = max(down, rec)
+        times, recs = self._recommended_at, self._recommendations
         keep = max(up_window, down_window)
-        self._recommendations = [(w, r) for w, r in self._recommendations if w > now - keep]
-        self._recommendations.append((now, proposal))
+        while times and times[0] <= now - keep:  # oldest first: drop what no window reaches any more
+            times.popleft()
+            recs.popleft()
+        # (This runs at every sync of every replay: a window that reaches every kept proposal, as the
+        # default scale-down window does, needs no scan by time.)
+        kept = zip(times, recs, strict=True)
+        up = proposal if up_window == 0 else min([proposal, *(r for w, r in kept if w > now - up_window)])
+        if down_window == keep:
+            down = max(proposal, max(recs)) if recs else proposal
+        else:
+            down = max([proposal, *(r for w, r in zip(times, recs, strict=True) if w > now - down_window)])
+        times.append(now)
+        recs.append(proposal)
         return min(max(current, up), down)
 
     def _rate_limited(self, now: float, desired: int, current: int) -> int:
