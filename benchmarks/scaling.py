@@ -1,14 +1,25 @@
-"""Does Helios scale better? `helios simulate` on the load traces of a data folder, and issue 7's targets.
+"""Does Helios scale better than reactive scaling with headroom, at the same cost? `helios simulate` on the
+load traces of a data folder, and issue 12's targets.
 
-    python benchmarks/scaling.py [--data ../shared/data] [--days 2] [--policies reactive,auto,oracle]
+    python benchmarks/scaling.py [--data ../shared/data] [--days 2] [--model baseline] [--plot DIR]
 
-Each trace is replayed through the same KEDA + HPA model (polling 30 s, sync 15 s, the default HPA
-behavior, pods ready 2 minutes after creation) once per policy, over its last --days after a 7-day
-warm-up, scaled so that its 99th percentile needs 20 replicas. Helios (--model, default auto) runs
-with the scaler's default settings: it fits hourly and updates between fits, as the server does.
-Prints a row per trace, then the targets: on >= 80% of traces Helios's under-provisioned time is
-<= 50% of reactive's and its replica-hours <= 110% of reactive's; Helios's mean under-provisioned
-time is within 2x of the oracle's. `--rows FILE` keeps the JSON rows.
+The alternative every user has is a lower HPA target: reactive scaling with headroom. Each trace is
+replayed through the same KEDA + HPA model (polling 30 s, sync 15 s, the default HPA behavior, pods
+ready 2 minutes after creation) over its last --days after a 7-day warm-up, scaled so that its 99th
+percentile needs 20 replicas, once per policy:
+- reactive+N% for N from 0 to 150: the headroom curve of cost against shortfall;
+- Helios (--model) with the scaler's defaults: it fits hourly, updates between fits, and at each refit
+  replays the workload's own last day to choose how much to provision for the default shortfall target;
+- Helios with each --sweep shortfall target, which traces Helios's own cost/shortfall curve;
+- the oracle (perfect foresight), to show what the HPA allows at all.
+
+Reported per trace: the equal-cost ratio (Helios's shortfall over headroom's at Helios's replica-hours,
+each plus 0.5 point of under-provisioned time or 0.1 point of unserved demand, engine.replay.frontier),
+and the replica-hours Helios and headroom need to reach shortfalls of 5, 2 and 1 %. Then the targets:
+median equal-cost ratio <= 0.7 for both shortfalls, no trace above 1.05; with the 2 % target, a simulated
+shortfall <= 4 % on >= 80 % of the traces where 2 % is attainable within the cost cap, and replica-hours
+<= 0.8x those of the cheapest headroom with the same shortfall (median). `--rows FILE` keeps the JSON
+rows; `--plot DIR` draws each trace's frontier.
 
 Load traces are the series whose value is a demand that replicas share: request and event rates
 (NASA-HTTP requests, Twitter mentions, NYC taxi passengers) and CPU utilisation (EC2, RDS, an
@@ -23,18 +34,20 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from helios.adapters.file import read_csv
-from helios.engine.replay.loop import Cluster, Demand, simulate
+from helios.engine.replay.frontier import HEADROOMS, SHORTFALLS, Point, at_cost, cost_to_reach, equal_cost_ratio
+from helios.engine.replay.loop import Cluster
 from helios.scaler.cmd_backtest import native_step
 from helios.scaler.settings import load_settings
-from helios.scaler.simulate.compare import Replay, compare, window
-from helios.scaler.simulate.policies import Oracle
+from helios.scaler.simulate.compare import Replay, compare, headroom
 
 ROOT = Path(__file__).resolve().parents[1]
-FRONTIER = (0.0, 0.05)  # margins of perfect foresight shown beside the oracle (which is raised by the tolerance)
+HEADROOM_POLICIES = tuple("reactive" if h == 0 else f"reactive+{100 * h:g}%" for h in HEADROOMS)
+REACH = (0.05, 0.02, 0.01)  # shortfall targets whose cost the report compares
 LOAD_TRACES = (
     "nasa_http_jul95_requests_5min", "nab_Twitter_volume_AAPL", "nab_Twitter_volume_FB", "nab_Twitter_volume_GOOG",
     "nab_Twitter_volume_IBM", "nab_Twitter_volume_KO", "nab_nyc_taxi",
@@ -46,103 +59,187 @@ LOAD_TRACES = (
 )
 
 
-def run_trace(job: tuple[str, list[str], float, dict]) -> tuple[list[dict], float]:
-    path, policies, days, trigger = job
+def run_trace(job: tuple[str, str, float, dict, list[str]]) -> tuple[list[dict], dict, float]:
+    """The rows of every policy on one trace, and what Helios chose at its refits."""
+    path, model, days, trigger, sweep = job
     started = time.time()
-    trace = read_csv(path)
-    replay = Replay(days=days, trigger=trigger)
-    result = compare(Path(path).name, trace, policies, Cluster(), replay, load_settings(), native_step(trace))
+    trace, settings, name = read_csv(path), load_settings(), Path(path).name
+    step = native_step(trace)
+    result = compare(name, trace, [*HEADROOM_POLICIES, model, "oracle"], Cluster(), Replay(days=days, trigger=trigger),
+                     settings, step)
     rows = result.rows()
-    # Perfect foresight raised by less than the HPA's tolerance: cheaper than the oracle, sometimes short.
-    c, (start, end) = result.cluster, window(trace, replay)
-    for margin in FRONTIER:
-        oracle = Oracle(trace, c.startup_delay + c.polling_interval + c.sync_period, margin)
-        rows.append(simulate(Demand(trace), oracle, c, start, end).outcome.row(result.trace, f"foresight+{margin:.0%}"))
-    return rows, time.time() - started
+    plans = {model: _plans(result.choices[model])}
+    for target in sweep:
+        at_target = Replay(days=days, trigger={**trigger, "targetShortfall": target})
+        swept = compare(name, trace, [model], Cluster(), at_target, settings, step)
+        rows += [{**r, "policy": f"{model}@{target}"} for r in swept.rows()]
+        plans[f"{model}@{target}"] = _plans(swept.choices[model])
+    return rows, plans, time.time() - started
+
+
+def _plans(choices: list) -> dict:
+    counts = Counter(c.plan.label for c in choices)
+    return {"refits": len(choices), "headroom": sum(c.plan.basis == "headroom" for c in choices),
+            "attainable": sum(c.attainable for c in choices), "common": counts.most_common(1)[0][0] if counts else "—"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--days", type=float, default=2.0, help="simulated days per trace, after a 7-day warm-up")
-    p.add_argument("--model", default="auto", help="the Helios model judged against the targets")
-    p.add_argument("--policies", default="reactive,auto,oracle")
+    p.add_argument("--model", help="the Helios model (default: the scaler's models.default)")
+    p.add_argument("--sweep", default="5%,1%", help="more targetShortfall values to run Helios at (comma-separated)")
     p.add_argument("--traces", help="comma-separated subset of the load traces (names without .csv)")
-    p.add_argument("--quantile", help="trigger quantile (default: the scaler's)")
-    p.add_argument("--lead-time", help="trigger leadTime (default: the scaler's)")
+    p.add_argument("--quantile", help="a fixed trigger quantile instead of the shortfall target")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--rows", help="also write the JSON rows here")
+    p.add_argument("--plot", metavar="DIR", help="write one PNG per trace: the headroom frontier and Helios's points")
     args = p.parse_args()
-    policies = args.policies.split(",")
-    if not {"reactive", "oracle", args.model} <= set(policies):
-        sys.exit(f"--policies must include reactive, oracle and --model ({args.model})")
+    settings = load_settings()
+    model = args.model or settings.models.default
     names = args.traces.split(",") if args.traces else LOAD_TRACES
     files = [Path(args.data) / f"{n}.csv" for n in names]
     if missing := [str(f) for f in files if not f.exists()]:
         sys.exit(f"missing traces: {', '.join(missing)}")
-    trigger = {k: v for k, v in (("quantile", args.quantile), ("leadTime", args.lead_time)) if v}
+    trigger = {"quantile": args.quantile} if args.quantile else {}
+    sweep = [t.strip() for t in args.sweep.split(",") if t.strip()]
     started = time.time()
     with ProcessPoolExecutor(args.workers) as pool:
-        done = list(pool.map(run_trace, [(str(f), policies, args.days, trigger) for f in files]))
-    rows = [r for chunk, _ in done for r in chunk]
+        done = list(pool.map(run_trace, [(str(f), model, args.days, trigger, sweep) for f in files]))
+    rows = [r for chunk, _, _ in done for r in chunk]
+    plans = {chunk[0]["trace"]: chosen for chunk, chosen, _ in done}
     if args.rows:
         Path(args.rows).write_text(json.dumps(rows, indent=1))
+    target = settings.provisioning.target_shortfall
     print(f"{len(files)} load traces from {args.data}: the last {args.days:g} days of each after a 7-day warm-up, "
           f"its 99th percentile = 20 replicas; polling 30 s, HPA sync 15 s, default behavior, startup 2 min; "
-          f"Helios settings: defaults{' + ' + str(trigger) if trigger else ''}; "
-          f"{time.time() - started:.0f} s wall, median {statistics.median(s for _, s in done):.0f} s per trace\n")
-    report(rows, args.model, policies)
+          f"Helios `{model}` with the scaler's defaults (targetShortfall {_share(target)}, cost cap "
+          f"{settings.provisioning.cost_cap:g}x){' + ' + str(trigger) if trigger else ''}; "
+          f"{time.time() - started:.0f} s wall, median {statistics.median(s for _, _, s in done):.0f} s per trace\n")
+    report(rows, plans, model, [f"{model}@{t}" for t in sweep], target, settings.provisioning.cost_cap)
+    if args.plot:
+        for t in plans:
+            print(f"plot: {plot(Path(args.plot), t, rows, model)}")
 
 
-def report(rows: list[dict], model: str, policies: list[str]) -> None:
+def curve(by: dict, trace: str) -> list[Point]:
+    return [Point(**{k: by[trace, p][k] for k in ("replica_hours", *SHORTFALLS)}) for p in HEADROOM_POLICIES]
+
+
+def point(row: dict) -> Point:
+    return Point(**{k: row[k] for k in ("replica_hours", *SHORTFALLS)})
+
+
+def report(rows: list[dict], plans: dict, model: str, swept: list[str], target: float | None, cap: float) -> None:
     by = {(r["trace"], r["policy"]): r for r in rows}
     traces = list(dict.fromkeys(r["trace"] for r in rows))
-    others = [p for p in policies if p not in ("reactive", "oracle")]
-    head = ["trace", "reactive under %"] + [f"{p} under %" for p in others] + ["oracle under %"]
-    head += [f"{p} replica-h / reactive" for p in others] + ["oracle replica-h / reactive",
-                                                             f"{model} under / reactive", "both targets"]
-    print("| " + " | ".join(head) + " |\n|---|" + "---:|" * (len(head) - 2) + "---|")
-    wins = []
+    ratios = {s: [] for s in SHORTFALLS}
+    print("| trace | reactive under % | Helios under % | Helios replica-h / reactive | headroom under % at that cost "
+          "| equal-cost ratio, time | equal-cost ratio, demand | Helios's usual plan | refits serving headroom |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---|---:|")
     for t in traces:
-        r, h, o = by[t, "reactive"], by[t, model], by[t, "oracle"]
-        under = h["underprovisioned_fraction"] / r["underprovisioned_fraction"] \
-            if r["underprovisioned_fraction"] else float("inf") if h["underprovisioned_fraction"] else 0.0
-        ok = _meets(h, r)
-        wins.append(ok)
-        cells = [t.removesuffix(".csv"), _pct(r)] + [_pct(by[t, p]) for p in others] + [_pct(o)]
-        cells += [f"{by[t, p]['replica_hours'] / r['replica_hours']:.2f}" for p in others]
-        cells += [f"{o['replica_hours'] / r['replica_hours']:.2f}", f"{under:.2f}", "yes" if ok else "no"]
-        print("| " + " | ".join(cells) + " |")
-    mean = {p: statistics.fmean(by[t, p]["underprovisioned_fraction"] for t in traces) for p in policies}
-    cost = {p: statistics.median(by[t, p]["replica_hours"] / by[t, "reactive"]["replica_hours"] for t in traces)
-            for p in policies}
+        h, r, c = by[t, model], by[t, "reactive"], curve(by, t)
+        ratio = {s: equal_cost_ratio(point(h), c, s) for s in SHORTFALLS}
+        for s in SHORTFALLS:
+            ratios[s].append(ratio[s])
+        plan = plans[t][model]
+        print(f"| {t.removesuffix('.csv')} | {_pct(r)} | {_pct(h)} | {h['replica_hours'] / r['replica_hours']:.2f} | "
+              f"{100 * at_cost(c, h['replica_hours'], SHORTFALLS[0]):.1f} | {ratio[SHORTFALLS[0]]:.2f} | "
+              f"{ratio[SHORTFALLS[1]]:.2f} | {plan['common']} | {plan['headroom']}/{plan['refits']} |")
+
+    helios_policies = [model, *swept]
+    print("\nReplica-hours (over reactive's) needed to reach an under-provisioned time of 5 / 2 / 1 %: Helios's "
+          f"curve is its runs at the shortfall targets ({', '.join(helios_policies)}), headroom's is reactive+0..150%; "
+          "'—': the curve does not get there.\n")
+    print("| trace | " + " | ".join(f"Helios {_share(x)} | headroom {_share(x)}" for x in REACH) + " |\n|---|"
+          + "---:|" * (2 * len(REACH)))
+    for t in traces:
+        base = by[t, "reactive"]["replica_hours"]
+        mine = [point(by[t, p]) for p in helios_policies if (t, p) in by]
+        cells = []
+        for x in REACH:
+            for c in (mine, curve(by, t)):
+                cost = cost_to_reach(c, x, SHORTFALLS[0])
+                cells.append("—" if cost is None else f"{cost / base:.2f}")
+        print(f"| {t.removesuffix('.csv')} | " + " | ".join(cells) + " |")
+
     print("\n| policy | mean under-provisioned % | mean unserved % | median replica-h / reactive | mean scale events |"
           "\n|---|---:|---:|---:|---:|")
-    for p in policies:
-        unserved = statistics.fmean(by[t, p]["unserved_fraction"] for t in traces)
-        events = statistics.fmean(by[t, p]["scale_events"] for t in traces)
-        print(f"| {p} | {100 * mean[p]:.2f} | {100 * unserved:.3f} | {cost[p]:.3f} | {events:.0f} |")
-    share = sum(wins) / len(wins)
+    for p in ["reactive", "reactive+20%", "reactive+50%", *helios_policies, "oracle"]:
+        if all((t, p) in by for t in traces):
+            under = statistics.fmean(by[t, p]["underprovisioned_fraction"] for t in traces)
+            unserved = statistics.fmean(by[t, p]["unserved_fraction"] for t in traces)
+            cost = statistics.median(by[t, p]["replica_hours"] / by[t, "reactive"]["replica_hours"] for t in traces)
+            events = statistics.fmean(by[t, p]["scale_events"] for t in traces)
+            print(f"| {p} | {100 * under:.2f} | {100 * unserved:.3f} | {cost:.3f} | {events:.0f} |")
+
     print("\n| target | measured | result |\n|---|---|---|")
-    print(f"| {model}: under-provisioned time <= 50% of reactive's and replica-hours <= 110% of reactive's, on >= 80% "
-          f"of traces | {sum(wins)}/{len(wins)} = {share:.0%} | {'PASS' if share >= 0.8 else 'FAIL'} |")
-    ratio = mean[model] / mean["oracle"] if mean["oracle"] else float("inf")
-    print(f"| {model}: mean under-provisioned time within 2x of the oracle's | {100 * mean[model]:.2f}% vs "
-          f"{100 * mean['oracle']:.2f}% = {ratio:.1f}x | {'PASS' if ratio <= 2 else 'FAIL'} |")
-    print("\nWhat perfect foresight reaches through the same HPA (the answer is the true peak of the next "
-          "startup + poll + sync, raised by a margin; the oracle's margin is the tolerance):\n")
-    print("| policy | traces meeting both targets | mean under-provisioned % | median replica-h / reactive |"
-          "\n|---|---:|---:|---:|")
-    for p in [*(f"foresight+{m:.0%}" for m in FRONTIER), "oracle", model]:
-        n = sum(_meets(by[t, p], by[t, "reactive"]) for t in traces)
-        mean_p = statistics.fmean(by[t, p]["underprovisioned_fraction"] for t in traces)
-        cost_p = statistics.median(by[t, p]["replica_hours"] / by[t, "reactive"]["replica_hours"] for t in traces)
-        print(f"| {p} | {n}/{len(traces)} | {100 * mean_p:.2f} | {cost_p:.3f} |")
+    for s, label in zip(SHORTFALLS, ("under-provisioned time", "unserved demand"), strict=True):
+        median = statistics.median(ratios[s])
+        print(f"| {model}: median equal-cost ratio of {label} <= 0.7 (aim 0.5) | {median:.2f} | "
+              f"{'PASS' if median <= 0.7 else 'FAIL'} |")
+    worst = {s: max(ratios[s]) for s in SHORTFALLS}
+    over = sorted({t.removesuffix('.csv') for s in SHORTFALLS for t, x in zip(traces, ratios[s], strict=True)
+                   if x > 1.05})
+    print(f"| {model}: no trace with an equal-cost ratio above 1.05 | worst {worst[SHORTFALLS[0]]:.2f} (time), "
+          f"{worst[SHORTFALLS[1]]:.2f} (demand){'; above: ' + ', '.join(over) if over else ''} | "
+          f"{'PASS' if not over else 'FAIL'} |")
+    slo_policy = model if target == 0.02 else f"{model}@2%" if (traces[0], f"{model}@2%") in by else None
+    if slo_policy is None:
+        print("| targetShortfall 2% | not run: the default target is not 2% and --sweep has no 2% | — |")
+        return
+    attainable, within, savings = [], [], []
+    for t in traces:
+        h, c, base = by[t, slo_policy], curve(by, t), by[t, "reactive"]["replica_hours"]
+        reach = cost_to_reach(c, 0.02, SHORTFALLS[0])
+        if (reach is not None and reach <= cap * base) or \
+                (h["underprovisioned_fraction"] <= 0.02 and h["replica_hours"] <= cap * base):
+            attainable.append(t)
+            within.append(h["underprovisioned_fraction"] <= 0.04)
+        same = cost_to_reach(c, h["underprovisioned_fraction"], SHORTFALLS[0])
+        if same is not None:
+            savings.append(h["replica_hours"] / same)
+    share = sum(within) / len(within) if within else float("nan")
+    print(f"| {slo_policy} (targetShortfall 2%): simulated shortfall <= 4% on >= 80% of the traces where 2% is "
+          f"attainable within {cap:g}x reactive's cost | {sum(within)}/{len(within)} = {share:.0%} | "
+          f"{'PASS' if share >= 0.8 else 'FAIL'} |")
+    median = statistics.median(savings) if savings else float("nan")
+    print(f"| {slo_policy}: replica-hours / the cheapest headroom with the same shortfall <= 0.8 (median of "
+          f"{len(savings)} traces where headroom reaches it) | {median:.2f} | {'PASS' if median <= 0.8 else 'FAIL'} |")
 
 
-def _meets(row: dict, reactive: dict) -> bool:
-    return row["underprovisioned_fraction"] <= 0.5 * reactive["underprovisioned_fraction"] and \
-        row["replica_hours"] <= 1.1 * reactive["replica_hours"]
+def plot(folder: Path, trace: str, rows: list[dict], model: str) -> Path:
+    """The headroom frontier (cost against under-provisioned time) and the Helios and oracle points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {r["policy"]: r for r in rows if r["trace"] == trace}
+    base = by["reactive"]["replica_hours"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    heads = [by[p] for p in HEADROOM_POLICIES]
+    ax.plot([r["replica_hours"] / base for r in heads], [100 * r["underprovisioned_fraction"] for r in heads],
+            "o-", color="grey", label="reactive + headroom (0..150 %)")
+    for p, r in by.items():
+        if headroom(p) is None:
+            ax.plot(r["replica_hours"] / base, 100 * r["underprovisioned_fraction"], "*" if p != "oracle" else "x",
+                    ms=12, label=p)
+    ax.set_xlabel("replica-hours / reactive's")
+    ax.set_ylabel("under-provisioned time %")
+    ax.set_title(f"{trace.removesuffix('.csv')}: cost against shortfall")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"frontier_{trace.removesuffix('.csv')}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _share(x: float | None) -> str:
+    return "off" if x is None else f"{100 * x:g}%"
 
 
 def _pct(row: dict) -> str:

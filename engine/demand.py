@@ -1,6 +1,8 @@
 """What the scaler answers KEDA: the demand to provision for, from a forecast and the observed value."""
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -40,6 +42,40 @@ def expected_demand(forecast: Forecast, observed: float, now: float, lead_second
     if peak > observed:
         peak = max(peak, observed * (1 + HPA_TOLERANCE))
     return sanitize(max(peak, observed))
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """How far above the load to provision: the `quantile` forecast over the lead window (basis
+    "forecast", expected_demand), or the observed value (basis "headroom": reactive scaling with
+    headroom), raised by `margin` (0.1: 10 % more)."""
+
+    basis: Literal["forecast", "headroom"] = "forecast"
+    quantile: float = 0.7
+    margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.basis not in ("forecast", "headroom"):
+            raise ValueError(f"basis is 'forecast' or 'headroom', not {self.basis!r}")
+        if not 0 < self.quantile < 1 or not 0 <= self.margin <= 10:
+            raise ValueError(f"quantile in (0, 1) and margin in [0, 10], got {self.quantile}, {self.margin}")
+
+    @property
+    def label(self) -> str:
+        """e.g. `forecast q0.8`, `forecast q0.95 +10%`, `headroom +20%`."""
+        raised = f" +{100 * self.margin:.4g}%" if self.margin else ""
+        return f"forecast q{self.quantile:g}{raised}" if self.basis == "forecast" else f"headroom{raised or ' +0%'}"
+
+
+def provisioned_demand(forecast: Forecast | None, observed: float, now: float, lead_seconds: float,
+                       plan: Provisioning) -> float:
+    """The value to serve under `plan`: the forecast's expected demand (the observed value while there
+    is no forecast), or the observed value alone (headroom), times 1 + margin."""
+    if plan.basis == "headroom" or forecast is None:
+        base = observed
+    else:
+        base = expected_demand(forecast, observed, now, lead_seconds, plan.quantile)
+    return sanitize(base * (1 + plan.margin))
 
 
 def next_window_change(forecast: Forecast, now: float, lead_seconds: float) -> float:

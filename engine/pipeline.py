@@ -15,7 +15,11 @@ from .anomaly import detector_class
 from .anomaly.base import AnomalyScores, Severity
 from .errors import InsufficientData
 from .models import create, load
+from .replay.loop import Cluster
+from .replay.provision import SLO, Choice, choose
 from .types import Forecast, Series
+
+WARM_STEPS = 36  # before the first replayed origin: 3 hours of 5-minute steps for the model to start from
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,25 @@ def update_and_forecast(artifact: bytes, history: Series, step: int, horizon: in
     """Move a fitted model to the end of `history` (no refit) and forecast from there."""
     model = load(artifact).update(_aligned(history, step))
     return Fitted(model.to_bytes(), model.predict(horizon), model.describe())
+
+
+def choose_provisioning(model: str, params: dict[str, Any], history: Series, step: int, lead: float, slo: SLO,
+                        cluster: Cluster, replay_seconds: float, min_replay_seconds: float) -> Choice:
+    """How much to provision for this workload: its last `replay_seconds` replayed through KEDA + the
+    HPA (`cluster`) under each candidate plan, with the forecasts `model` would have made from the data
+    up to each moment (engine.replay.provision). Raises InsufficientData when less than
+    `min_replay_seconds` can be replayed: a cold start, served the default quantile meanwhile."""
+    aligned = _aligned(history, step)
+    n = len(aligned)
+    warm = max(create(model, **params, step=step).min_history, WARM_STEPS)  # history the first origin needs
+    first = max(n - 1 - math.ceil(replay_seconds / step), warm)
+    replayable = (n - 1 - first) * step
+    if replayable < min_replay_seconds:
+        need, start = (min_replay_seconds + warm * step) / 3600, warm * step / 3600
+        raise InsufficientData(f"cold start: {n * step / 3600:.1f} h of history, the replay needs {need:.1f} h "
+                               f"({min_replay_seconds / 3600:g} h to replay after {start:g} h to start from)")
+    tape = create(model, **params, step=step).backcast(aligned, first, 1 + math.ceil(lead / step))
+    return choose(aligned, first, tape, lead, slo, cluster)
 
 
 def _aligned(history: Series, step: int) -> Series:

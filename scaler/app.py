@@ -61,7 +61,8 @@ class HeliosApp:
         self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts,
                                    self.insights)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
-        parse = MetadataParser(self.sources, settings.models, MODELS)
+        parse = MetadataParser(self.sources, settings.models, MODELS, settings.provisioning,
+                               settings.scaling.pod_startup_seconds)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(interceptors=admin_interceptors(settings.security, self.registry))
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(

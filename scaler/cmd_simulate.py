@@ -19,13 +19,14 @@ from .cmd_backtest import csv_files, native_step
 from .durations import parse_duration
 from .metadata import InvalidMetadata
 from .settings import ConfigError, load_settings
-from .simulate.compare import Replay, compare, policy_names
+from .simulate.compare import Replay, check_policy, compare, policy_names
 from .tables import markdown_table
 
 COLUMNS = ("trace", "policy", "underprovisioned_fraction", "unserved_fraction", "replica_hours", "overprovision_mean",
            "scale_events")
 # Flags that become the trigger's scalerMetadata, validated by the scaler's own parser.
-TRIGGER_FLAGS = {"quantile": "quantile", "lead_time": "leadTime", "horizon": "horizon"}
+TRIGGER_FLAGS = {"quantile": "quantile", "lead_time": "leadTime", "horizon": "horizon",
+                 "target_shortfall": "targetShortfall", "cost_cap": "costCap"}
 
 
 def register(commands) -> None:
@@ -36,7 +37,8 @@ def register(commands) -> None:
                                         "and what it cost.")
     p.add_argument("paths", nargs="+", metavar="TRACE", help="timestamp,value CSV files or folders of them")
     p.add_argument("--policies", default="reactive,baseline,oracle",
-                   help="comma-separated: reactive, oracle, or a Helios model name (default reactive,baseline,oracle)")
+                   help="comma-separated: reactive, reactive+N%% (reactive with N %% headroom, e.g. reactive+20%%), "
+                        "oracle, or a Helios model name (default reactive,baseline,oracle)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target-value", type=float, metavar="X",
                         help="the trigger's targetValue (default: the window's 99th percentile / --peak-replicas)")
@@ -50,7 +52,11 @@ def register(commands) -> None:
     p.add_argument("--max-replicas", type=int, default=100)
     p.add_argument("--tolerance", type=float, default=0.1, help="the HPA's tolerance (default 0.1)")
     p.add_argument("--behavior", metavar="FILE", help="YAML of the HPA's spec.behavior (default: Kubernetes')")
-    p.add_argument("--quantile", help="trigger quantile (default: models.quantile)")
+    p.add_argument("--quantile", help="trigger quantile: a fixed quantile instead of a shortfall target")
+    p.add_argument("--target-shortfall",
+                   help="trigger targetShortfall, e.g. 2%% (default: provisioning.target_shortfall)")
+    p.add_argument("--cost-cap", help="trigger costCap: at most this many times reactive's replica-hours "
+                                      "(default: provisioning.cost_cap)")
     p.add_argument("--lead-time", help="trigger leadTime (default: models.lead_time)")
     p.add_argument("--horizon", help="trigger horizon (default: models.horizon)")
     p.add_argument("--config", metavar="FILE", help="Helios settings YAML (models, metrics) as `serve` reads it")
@@ -94,10 +100,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _policies(text: str) -> list[str]:
     chosen = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in policy_names()]
-    if unknown or not chosen:
-        raise ValueError(f"--policies: unknown {', '.join(unknown) or '(none given)'}; "
-                         f"allowed: {', '.join(policy_names())}")
+    if not chosen:
+        raise ValueError(f"--policies: none given; allowed: {', '.join(policy_names())}")
+    problems = []
+    for p in chosen:
+        try:
+            check_policy(p)
+        except ValueError as e:
+            problems.append(str(e))
+    if problems:
+        raise ValueError("--policies: " + "; ".join(problems))
     return list(dict.fromkeys(chosen))
 
 

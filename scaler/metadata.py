@@ -19,8 +19,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
+from helios.engine.recommend import ScalingPolicy
+from helios.engine.replay.hpa import Behavior, ScaleDownRules, ScaleUpRules
+from helios.engine.replay.loop import Cluster
+from helios.engine.replay.provision import SLO
+
 from .durations import format_duration, parse_duration
-from .settings import ModelsSettings
+from .settings import CostCap, ModelsSettings, ProvisioningSettings, Share, Window
 
 # Keys KEDA itself reads from the trigger metadata and passes along; Helios ignores them.
 KEDA_KEYS = frozenset({"scalerAddress", "enableTLS", "unsafeSsl"})
@@ -52,6 +57,10 @@ class TriggerSpec:
     quantile: float
     mode: Literal["act", "observe"]
     signal: Literal["load", "cpu", "memory"] = "load"  # what the value measures: names the predicted_* gauge
+    # How much to provision: chosen at each refit to meet `slo` (engine.replay.provision), replaying the
+    # workload through `cluster` (the HPA facts); None when the trigger fixes its `quantile`.
+    slo: SLO | None = None
+    cluster: Cluster = Cluster()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -76,13 +85,22 @@ class _CommonKeys(BaseModel):
     mode: Literal["act", "observe"] = "act"
     metric_name: str | None = Field(None, pattern=METRIC_NAME.pattern)
     signal: Literal["load", "cpu", "memory"] = "load"
+    target_shortfall: Share | None = None
+    cost_cap: CostCap | None = None
+    pod_startup: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=3600)] | None = None
+    hpa_tolerance: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False)
+    scale_up_stabilization: Window | None = None
+    scale_down_stabilization: Window | None = None
 
 
 class MetadataParser:
     """Validates scalerMetadata against the common keys plus the chosen source's own keys."""
 
-    def __init__(self, sources: Mapping[str, Any], models: ModelsSettings, model_names: typing.Iterable[str]):
+    def __init__(self, sources: Mapping[str, Any], models: ModelsSettings, model_names: typing.Iterable[str],
+                 provisioning: ProvisioningSettings | None = None, pod_startup: float | None = None):
         self._defaults = models
+        self._provisioning = provisioning or ProvisioningSettings()
+        self._pod_startup = ScalingPolicy().pod_startup_seconds if pod_startup is None else pod_startup
         self._model_names = sorted(model_names)
         self._params = {name: src.Params for name, src in sources.items()}
         self._schemas = {name: _schema_for(name, params) for name, params in self._params.items()}
@@ -145,6 +163,34 @@ class MetadataParser:
             quantile=keys.quantile if keys.quantile is not None else d.quantile,
             mode=keys.mode,
             signal=keys.signal,
+            slo=self._slo(keys),
+            cluster=self._cluster(keys),
+        )
+
+    def _slo(self, keys: _CommonKeys) -> SLO | None:
+        """The shortfall target, unless the trigger fixes its quantile (or the config turns targets off)."""
+        p = self._provisioning
+        target = keys.target_shortfall if keys.target_shortfall is not None else p.target_shortfall
+        if keys.quantile is not None or target is None:
+            return None
+        return SLO(target, keys.cost_cap if keys.cost_cap is not None else p.cost_cap)
+
+    def _cluster(self, keys: _CommonKeys) -> Cluster:
+        """The HPA the replay assumes: KEDA passes neither the ScaledObject's behavior nor its polling
+        interval to a scaler, so they come from these keys, else the config, else Kubernetes' defaults."""
+        p = self._provisioning
+
+        def given(value, default):
+            return default if value is None else value
+
+        up = given(keys.scale_up_stabilization, p.scale_up_stabilization)
+        down = given(keys.scale_down_stabilization, p.scale_down_stabilization)
+        return Cluster(
+            target_value=keys.target_value, capacity=keys.target_value,
+            startup_delay=given(keys.pod_startup, self._pod_startup), polling_interval=p.polling_interval,
+            tolerance=given(keys.hpa_tolerance, p.tolerance),
+            behavior=Behavior(scale_up=ScaleUpRules(stabilization_window_seconds=round(up)),
+                              scale_down=ScaleDownRules(stabilization_window_seconds=round(down))),
         )
 
 

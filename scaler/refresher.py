@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from helios.engine.artifacts import open_bundle
-from helios.engine.errors import ArtifactError, HeliosError, NoData, SourceError, SourceUnavailable
+from helios.engine.errors import ArtifactError, HeliosError, InsufficientData, NoData, SourceError, SourceUnavailable
 from helios.engine.types import Series
 
 from .artifact_store import ArtifactStore
@@ -43,6 +43,7 @@ class _Workload:
     fitted_at: float = 0.0
     version: str = ""  # the newest stored version judged (adopted or refused), "" when none
     store_checked: float = -math.inf  # when the artifact store was last asked for a newer version
+    replayed_for: tuple | None = None  # (slo, cluster) of the last provisioning replay tried
 
 
 class Refresher:
@@ -64,6 +65,7 @@ class Refresher:
         self._runner = runner
         self._metrics = settings.metrics
         self._models = settings.models
+        self._provisioning = settings.provisioning
         self._telemetry = telemetry
         self._clock = clock
         self._workloads: dict[WorkloadKey, _Workload] = {}
@@ -174,6 +176,31 @@ class Refresher:
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
         if self._insights is not None:  # in a task of its own: never delays this or the next forecast
             self._insights.follow(before, history)
+        if trigger.slo is not None and (refit or w.replayed_for != (trigger.slo, trigger.cluster)):
+            await self._provision(key, w, trigger, params, history, step)
+
+    async def _provision(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict, history: Series,
+                         step: int) -> None:
+        """Choose how much to provision by replaying the workload's history, after its forecast is published:
+        a replay that fails or lacks data never holds up serving; the last choice stays, and the note says why."""
+        w.replayed_for = (trigger.slo, trigger.cluster)
+        p = self._provisioning
+        last = self._store.get(key).provisioning
+        kept = "the last choice stays" if last is not None else f"serving the default quantile {trigger.quantile:g}"
+        try:
+            choice = await self._runner.choose_provisioning(
+                trigger.model, params, history, step, trigger.lead_time, trigger.slo, trigger.cluster, p.replay,
+                p.min_replay, self._models.fit_timeout)
+        except InsufficientData as e:
+            choice, note = last, f"{e}; {kept}"
+        except Exception as e:  # a timeout, a lost worker, a model that cannot backcast this history
+            log.warning("provisioning replay failed", extra={"workload": "/".join(key), "error": str(e)})
+            choice, note = last, f"replay failed: {e}; {kept}"
+        else:
+            note = ""
+            log.info("provisioning chosen", extra={"workload": "/".join(key), "plan": choice.plan.label,
+                                                   "attainable": choice.attainable, "reason": choice.reason})
+        self._store.put(replace(self._store.get(key), provisioning=choice, provisioning_note=note))
 
     async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
                                    step: int) -> bool:

@@ -20,7 +20,16 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 
 from helios.engine.errors import HeliosError
-from helios.engine.pipeline import Fitted, Scored, fit_and_forecast, score_latest, update_and_forecast
+from helios.engine.pipeline import (
+    Fitted,
+    Scored,
+    choose_provisioning,
+    fit_and_forecast,
+    score_latest,
+    update_and_forecast,
+)
+from helios.engine.replay.loop import Cluster
+from helios.engine.replay.provision import SLO, Choice
 from helios.engine.types import Series
 
 from .telemetry import Telemetry
@@ -69,6 +78,13 @@ class ModelRunner:
     ) -> Fitted:
         """Move a fitted model to the newest `history` in a worker (no refit) and forecast."""
         return await self._run(model, "update", timeout, update_and_forecast, artifact, history, step, horizon)
+
+    async def choose_provisioning(self, model: str, params: dict[str, Any], history: Series, step: int, lead: float,
+                                  slo: SLO, cluster: Cluster, replay: float, min_replay: float, timeout: float,
+                                  ) -> Choice:
+        """Replay the workload's recent history in a worker to choose how much to provision."""
+        return await self._run(model, "replay", timeout, choose_provisioning, model, params, history, step, lead, slo,
+                               cluster, replay, min_replay)
 
     async def score(self, detector: str, artifact: bytes | None, history: Series, step: int, timeout: float,
                     ) -> Scored:

@@ -4,11 +4,21 @@ Environment variables name nested keys with `__`: HELIOS_MODELS__QUANTILE=0.95 s
 Durations are strings such as "30s", "5m", "1h30m". Every problem is reported at once, at start.
 """
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
 from helios.engine.models import MODELS
@@ -120,6 +130,45 @@ class ModelsSettings(_Section):
         return params
 
 
+def parse_share(value: object) -> float:
+    """A shortfall target written as a percentage (`2%`, `2.5%`) or a fraction (`0.02`), in (0, 50 %]."""
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        share = math.nan
+    if not 0 < share <= 0.5:  # NaN fails too
+        raise ValueError("must be a share in (0, 50%], e.g. '2%' or '0.02'")
+    return share
+
+
+def _cost_cap(value: float) -> float:
+    if not 1 < value <= 100:
+        raise ValueError("must be a number > 1 and <= 100: times the replica-hours of reactive scaling")
+    return value
+
+
+Share = Annotated[float, BeforeValidator(parse_share)]
+CostCap = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_cost_cap)]
+Window = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=3600)]  # an HPA stabilisation window
+
+
+class ProvisioningSettings(_Section):
+    """How much to provision when a trigger sets no `quantile`: the cheapest plan that meets the shortfall
+    target in a replay of the workload's own recent history through KEDA + the HPA (engine.replay)."""
+
+    # The share of time a workload may be short of ready capacity; null: serve models.quantile everywhere.
+    target_shortfall: Share | None = 0.02
+    cost_cap: CostCap = 2.0  # at most this many times reactive scaling's replica-hours
+    replay: Seconds = 86400.0  # the history replayed at each refit (about 0.6 s of CPU per day replayed)
+    min_replay: Seconds = 43200.0  # with less history to replay, models.quantile is served (cold start)
+    # The HPA facts of the replay, which KEDA does not pass to a scaler; triggers may override them.
+    polling_interval: Seconds = 30.0  # KEDA's pollingInterval
+    tolerance: float = Field(0.1, ge=0, lt=1)  # the HPA's (kube-controller-manager's) tolerance
+    scale_up_stabilization: Window = 0.0  # the ScaledObject's behavior, Kubernetes' defaults
+    scale_down_stabilization: Window = 300.0
+
+
 _POLICY = ScalingPolicy()  # the engine owns the defaults and the rules; this section only exposes them
 
 
@@ -166,6 +215,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     models: ModelsSettings = ModelsSettings()
+    provisioning: ProvisioningSettings = ProvisioningSettings()
     sources: SourcesSettings = SourcesSettings()
     scaling: ScalingSettings = ScalingSettings()
     anomaly: AnomalySettings = AnomalySettings()

@@ -10,7 +10,8 @@ from enum import Enum
 from typing import Any
 
 from helios.engine.anomaly.base import Severity
-from helios.engine.demand import expected_demand, forecast_covers, next_window_change, sanitize
+from helios.engine.demand import Provisioning, forecast_covers, next_window_change, provisioned_demand, sanitize
+from helios.engine.replay.provision import Choice
 from helios.engine.tracking import ForecastError
 from helios.engine.types import Forecast, Series
 
@@ -52,6 +53,10 @@ class Snapshot:
     last_error: str = ""
     last_error_kind: str = ""  # engine.errors class name, "" when the last refresh succeeded
     consecutive_failures: int = 0
+    # How much to provision, chosen at the last refit by replaying the workload (None: not yet, or the
+    # trigger fixes its quantile); `provisioning_note` says why there is none, or why the last replay failed.
+    provisioning: Choice | None = None
+    provisioning_note: str = ""
     # What insights.py derives after each new forecast (None until the first one):
     recent: Series | None = None  # the last samples the forecast was made from, aligned (Explain shows them)
     anomaly: AnomalyReading | None = None
@@ -69,9 +74,19 @@ class Answer:
 
     availability: Availability
     value: float = 0.0
-    basis: str = ""  # "forecast", "observed" (no forecast yet, or mode observe)
+    basis: str = ""  # "forecast", "headroom" (the replay chose it), "observed" (no forecast yet, or mode observe)
     detail: str = ""
     valid_until: float = 0.0  # the same snapshot gives the same answer until then
+    plan: Provisioning | None = None  # how the value was provisioned (forecast and headroom answers)
+
+
+def plan_for(snap: Snapshot, trigger: TriggerSpec) -> Provisioning:
+    """The provisioning plan to serve: the trigger's fixed quantile, the replay's choice for this trigger,
+    or, until there is one (cold start, a changed trigger), the default quantile."""
+    choice = snap.provisioning
+    if trigger.slo is not None and choice is not None and choice.made_for(trigger.slo, trigger.cluster):
+        return choice.plan
+    return Provisioning("forecast", trigger.quantile)
 
 
 def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_limit: float) -> Answer:
@@ -89,13 +104,19 @@ def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_li
             detail=f"last good refresh {age:.0f}s ago exceeds the staleness limit of {staleness_limit:.0f}s; "
             f"last error: {snap.last_error or 'none'}",
         )
-    if trigger.mode == "observe" or snap.forecast is None:
+    if trigger.mode == "observe":
+        return Answer(Availability.OK, sanitize(snap.observed), "observed", valid_until=fresh_until)
+    plan = plan_for(snap, trigger)
+    if plan.basis == "headroom":
+        value = provisioned_demand(None, snap.observed, now, trigger.lead_time, plan)
+        return Answer(Availability.OK, value, "headroom", valid_until=fresh_until, plan=plan)
+    if snap.forecast is None:
         return Answer(Availability.OK, sanitize(snap.observed), "observed", valid_until=fresh_until)
     if not forecast_covers(snap.forecast, now):
         return Answer(Availability.STALE, detail="the latest forecast ends before now: the source's data is too old")
-    value = expected_demand(snap.forecast, snap.observed, now, trigger.lead_time, trigger.quantile)
+    value = provisioned_demand(snap.forecast, snap.observed, now, trigger.lead_time, plan)
     until = min(fresh_until, next_window_change(snap.forecast, now, trigger.lead_time))
-    return Answer(Availability.OK, value, "forecast", valid_until=until)
+    return Answer(Availability.OK, value, "forecast", valid_until=until, plan=plan)
 
 
 class StateStore:

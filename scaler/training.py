@@ -80,7 +80,8 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
 def read_triggers(paths: Iterable[Path], settings: Settings) -> list[TriggerSpec]:
     """Every `type: external` trigger of every ScaledObject in the files and folders given (multi-document
     YAML too), validated as serving validates them."""
-    parse = MetadataParser({n: cls() for n, cls in SOURCES.items()}, settings.models, MODELS)
+    parse = MetadataParser({n: cls() for n, cls in SOURCES.items()}, settings.models, MODELS, settings.provisioning,
+                           settings.scaling.pod_startup_seconds)
     files = manifest_files(paths)
     triggers = []
     for path in files:

@@ -44,6 +44,19 @@ class Forecaster(ABC):
             raise ValueError(f"horizon must be >= 1 step, got {horizon}")
         return self._predict(horizon, tuple(levels))
 
+    def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
+        """The forecasts this model would have served from each origin `first`..n-1 of `history`, each
+        made from the samples up to that origin only: fitted at `first`, then moved along with `update`,
+        as the scaler moves a model between fits. Models with a vectorised rule override this with the
+        same forecasts made faster."""
+        ts, y = history.timestamps, history.values
+        model = type(self)(**self.params).fit(Series(ts[: first + 1], y[: first + 1]))
+        out = [model.predict(horizon)]
+        for i in range(first + 1, len(history)):
+            model = model.update(Series(ts[: i + 1], y[: i + 1]))
+            out.append(model.predict(horizon))
+        return out
+
     def describe(self) -> dict[str, Any]:
         """What the fitted model wants to show about itself (e.g. auto's choice); JSON-serialisable."""
         return {}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import error_quantiles, offsets, step_sigma
-from ..types import Forecast, Series
+from ..types import QUANTILE_LEVELS, Forecast, Series
 from .base import Forecaster
 
 
@@ -76,6 +76,29 @@ class BaselineModel(Forecaster):
             model=self.name, start=s["last_timestamp"] + s["step"], step=s["step"],
             point=point, quantiles=point + offsets(s["error_quantiles"], horizon, levels), levels=levels,
         )
+
+
+    def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
+        """As Forecaster.backcast, vectorised: the rule's level and slope at every origin come from
+        running sums (each uses only the samples up to its origin); the error quantiles are those
+        calibrated at `first`, where a refit at every origin would move them a little as its week of
+        calibration origins slides."""
+        ts, y = history.timestamps, history.values
+        at_first = BaselineModel(**self.params).fit(Series(ts[: first + 1], y[: first + 1])).state
+        w, m = min(self.params["window"], y.size), min(self.params["trend_window"], y.size)
+        levels, slopes = _level_and_slope(y, w, m)
+        start = y.size - levels.size
+        if first < start:
+            raise ValueError(f"baseline: backcast from origin {first} needs {start + 1} samples before it")
+        step, lag = at_first["step"], at_first["lag"]
+        k = np.arange(1, horizon + 1)
+        spread = offsets(at_first["error_quantiles"], horizon, QUANTILE_LEVELS)
+        out = []
+        for i in range(first, y.size):
+            slope = slopes[i - start] if m >= 3 else 0.0
+            point = levels[i - start] + slope * (k + lag)
+            out.append(Forecast(self.name, int(ts[i]) + step, step, point, point + spread))
+        return out
 
 
 def _level_and_slope(y: np.ndarray, w: int, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import error_quantiles, offsets, step_sigma
-from ..types import Forecast, Series
+from ..types import QUANTILE_LEVELS, Forecast, Series
 from .base import Forecaster
 
 
@@ -49,6 +49,19 @@ class NaiveModel(Forecaster):
             model=self.name, start=s["last_timestamp"] + s["step"], step=s["step"],
             point=point, quantiles=point + offsets(s["error_quantiles"], horizon, levels), levels=levels,
         )
+
+
+    def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
+        """As Forecaster.backcast, vectorised: the last value at each origin, with the error quantiles
+        calibrated at `first`."""
+        if type(self) is not NaiveModel:  # the seasonal rule is not vectorised here
+            return super().backcast(history, first, horizon)
+        ts, y = history.timestamps, _values(history, self.name)
+        at_first = NaiveModel(**self.params).fit(Series(ts[: first + 1], y[: first + 1])).state
+        spread = offsets(at_first["error_quantiles"], horizon, QUANTILE_LEVELS)
+        step = at_first["step"]
+        return [Forecast(self.name, int(ts[i]) + step, step, np.full(horizon, y[i]), y[i] + spread)
+                for i in range(first, y.size)]
 
 
 class SeasonalNaiveModel(NaiveModel):

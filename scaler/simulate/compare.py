@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -10,6 +11,7 @@ import numpy as np
 from helios.adapters.file import FileSource
 from helios.engine.models import MODELS
 from helios.engine.replay.loop import Cluster, Demand, Run, simulate
+from helios.engine.replay.provision import Choice
 from helios.engine.types import Series
 
 from ..metadata import MetadataParser
@@ -17,10 +19,27 @@ from ..settings import Settings
 from .policies import ForecastTape, Helios, Oracle, Reactive
 
 BENCHMARKS = ("reactive", "oracle")  # the policies that are not a Helios model
+HEADROOM = re.compile(r"reactive\+(\d+(?:\.\d+)?)%")  # reactive+N%: reactive scaling with N % headroom
 
 
 def policy_names() -> list[str]:
-    return [*BENCHMARKS, *sorted(MODELS)]
+    return [*BENCHMARKS, "reactive+N%", *sorted(MODELS)]
+
+
+def check_policy(name: str) -> str:
+    """`name` if it is a policy `compare` runs, else ValueError naming the allowed forms."""
+    if name in BENCHMARKS or name in MODELS or HEADROOM.fullmatch(name):
+        return name
+    raise ValueError(f"unknown policy {name!r}; allowed: reactive, reactive+N% (N a number >= 0, e.g. "
+                     f"reactive+10% or reactive+2.5%), oracle, or a model: {', '.join(sorted(MODELS))}")
+
+
+def headroom(policy: str) -> float | None:
+    """N / 100 of a reactive+N% policy, 0 for reactive, None for any other."""
+    if policy == "reactive":
+        return 0.0
+    m = HEADROOM.fullmatch(policy)
+    return float(m.group(1)) / 100 if m else None
 
 
 @dataclass(frozen=True)
@@ -57,11 +76,19 @@ def resolve(cluster: Cluster, demand: Demand, start: float, end: float, peak_rep
     return replace(cluster, target_value=target, capacity=cluster.capacity or target)
 
 
+def hpa_keys(cluster: Cluster) -> dict[str, str]:
+    """The trigger keys that tell Helios's provisioning replay the simulated HPA, as a user would."""
+    return {"podStartup": f"{cluster.startup_delay:g}s", "hpaTolerance": repr(cluster.tolerance),
+            "scaleUpStabilization": f"{cluster.behavior.scale_up.stabilization_window_seconds}s",
+            "scaleDownStabilization": f"{cluster.behavior.scale_down.stabilization_window_seconds}s"}
+
+
 @dataclass(frozen=True)
 class Comparison:
     trace: str
     cluster: Cluster  # resolved: its target value and capacity are set
     runs: dict[str, Run]  # by policy
+    choices: dict[str, list[Choice]] = field(default_factory=dict)  # each Helios policy's provisioning choices
 
     def rows(self) -> list[dict]:
         return [run.outcome.row(self.trace, policy) for policy, run in self.runs.items()]
@@ -74,18 +101,20 @@ def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster,
     start, end = window(trace, replay)
     cluster = resolve(cluster, demand, start, end, replay.peak_replicas)
     target = cluster.target_value
-    parse = MetadataParser({"file": FileSource}, settings.models, MODELS)
-    runs = {}
+    parse = MetadataParser({"file": FileSource}, settings.models, MODELS, settings.provisioning,
+                           settings.scaling.pod_startup_seconds)
+    runs, choices = {}, {}
     for policy in policies:
-        if policy == "reactive":
-            chosen = Reactive(trace)
+        if (h := headroom(policy)) is not None:
+            chosen = Reactive(trace, h)
         elif policy == "oracle":
             lookahead = cluster.startup_delay + cluster.polling_interval + cluster.sync_period
             chosen = Oracle(trace, lookahead, cluster.tolerance)
         else:
             trigger = parse("sim", name[:63], {"source": "file", "path": name, "targetValue": repr(target),
-                                               "model": policy, **replay.trigger})
-            tape = ForecastTape(trace, trigger, settings.models, settings.metrics, step)
+                                               "model": policy, **hpa_keys(cluster), **replay.trigger})
+            tape = ForecastTape(trace, trigger, settings.models, settings.metrics, step, settings.provisioning)
             chosen = Helios(tape, trigger, settings.metrics.staleness_limit)
+            choices[policy] = tape.choices
         runs[policy] = simulate(demand, chosen, cluster, start, end)
-    return Comparison(name, cluster, runs)
+    return Comparison(name, cluster, runs, choices)

@@ -1,6 +1,7 @@
 """What each policy tells the HPA at a KEDA poll: the metric value, or None when the scaler fails.
 
 - reactive: the last sample at or before now, what a Prometheus trigger on the same signal answers;
+- reactive+N%: the same raised by N %, what a lower HPA target gives (the alternative to beat);
 - helios: the value GetMetrics would serve, made by Helios's own code (engine.pipeline fits and
   updates on the refresher's schedule, scaler.state.answer on the snapshot), from data up to now;
 - oracle: the true demand ahead, to bound what any policy can reach through the same HPA.
@@ -13,22 +14,25 @@ import math
 from dataclasses import replace
 
 from helios.engine.errors import HeliosError
-from helios.engine.pipeline import fit_and_forecast, update_and_forecast
+from helios.engine.pipeline import choose_provisioning, fit_and_forecast, update_and_forecast
 from helios.engine.replay.loop import Demand
 from helios.engine.types import Series
 
 from ..metadata import TriggerSpec
-from ..settings import MetricsSettings, ModelsSettings
+from ..settings import MetricsSettings, ModelsSettings, ProvisioningSettings
 from ..state import Availability, Snapshot, answer
 
 
 class Reactive:
-    def __init__(self, trace: Series) -> None:
+    """The last sample, raised by `headroom` (0.2: 20 % more): reactive scaling with a lower HPA target."""
+
+    def __init__(self, trace: Series, headroom: float = 0.0) -> None:
         self._demand = Demand(trace)
+        self._raise = 1 + headroom
 
     def metric(self, now: float) -> float | None:
         i = bisect.bisect_right(self._demand.timestamps, now) - 1
-        return float(self._demand.values[i]) if i >= 0 else None
+        return float(self._demand.values[i]) * self._raise if i >= 0 else None
 
 
 class Oracle:
@@ -58,15 +62,18 @@ class ForecastTape:
     """
 
     def __init__(self, trace: Series, trigger: TriggerSpec, models: ModelsSettings, metrics: MetricsSettings,
-                 step: int) -> None:
+                 step: int, provisioning: ProvisioningSettings | None = None) -> None:
         self._trace, self._models, self._metrics, self._step = trace, models, metrics, step
+        self._provisioning = provisioning or ProvisioningSettings()
+        self._trigger = trigger
         self._horizon = max(1, math.ceil(trigger.horizon / step))
         self._model = trigger.model
         self._params = models.params_for(trigger.model, self._horizon, trigger.quantile)
         self.snapshot = Snapshot(trigger)
         self._artifact: bytes | None = None
         self._fitted_at = -math.inf
-        self.fits = self.updates = self.failures = 0
+        self.fits = self.updates = self.failures = self.replays = 0
+        self.choices: list = []  # every provisioning choice, in order (benchmarks show them)
 
     def refresh(self, now: float) -> Snapshot:
         history = self._trace.between(now - self._metrics.history, now)
@@ -92,7 +99,22 @@ class ForecastTape:
         self._artifact = fitted.artifact
         self.snapshot = replace(self.snapshot, forecast=fitted.forecast, forecast_at=now, fitted_at=self._fitted_at,
                                 model_details=fitted.details)
+        if refit and self._trigger.slo is not None:
+            self._provision(history)
         return self.snapshot
+
+    def _provision(self, history: Series) -> None:
+        """The refresher's replay after each refit: the last choice stays when one fails."""
+        t, p = self._trigger, self._provisioning
+        try:
+            choice = choose_provisioning(t.model, self._params, history, self._step, t.lead_time, t.slo, t.cluster,
+                                         p.replay, p.min_replay)
+        except (HeliosError, ValueError) as e:
+            self.snapshot = replace(self.snapshot, provisioning_note=str(e))
+            return
+        self.replays += 1
+        self.choices.append(choice)
+        self.snapshot = replace(self.snapshot, provisioning=choice, provisioning_note="")
 
 
 class Helios:

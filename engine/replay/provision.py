@@ -1,0 +1,177 @@
+"""How much to provision for one workload: the cheapest plan that meets its shortfall target when the
+workload's own recent history is replayed through KEDA + the HPA.
+
+The user states an SLO (the share of time the workload may be short of ready capacity) and a cost
+cap (at most `cost_cap` times the replica-hours plain reactive scaling used in the same replay).
+Two ladders of plans are replayed, each ordered from cheapest to most generous:
+- forecast: the q-quantile forecast over the lead window (the answer GetMetrics serves), q from
+  0.5 to 0.95, then the 0.95 quantile raised by a margin;
+- headroom: the observed value raised by 0 to 150 % (reactive scaling with a lower HPA target).
+Along a ladder the shortfall falls as the cost rises, so a bisection finds each ladder's cheapest
+plan that meets the target in a few replays. The cheaper of the two wins; when headroom meets the
+target for less, Helios serves headroom, because a forecast that costs more than headroom for the
+same shortfall is not worth serving. When neither meets the target within the cap, the plan with
+the least shortfall within the cap wins, and the choice says the target is not attainable.
+
+The replay uses the forecasts the model would have made at each past origin (Forecaster.backcast:
+data up to each origin only) and the same answer rule as GetMetrics (engine.demand).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..demand import Provisioning, next_window_change, provisioned_demand
+from ..types import Forecast, Series
+from .frontier import HEADROOMS
+from .loop import Cluster, Demand, simulate
+
+FORECAST_LADDER = (
+    *(Provisioning("forecast", q) for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)),
+    *(Provisioning("forecast", 0.95, m) for m in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)),
+)
+HEADROOM_LADDER = tuple(Provisioning("headroom", margin=h) for h in HEADROOMS)
+
+
+@dataclass(frozen=True)
+class SLO:
+    target_shortfall: float = 0.02  # share of the time the workload may be short of ready capacity
+    cost_cap: float = 2.0  # at most this many times plain reactive scaling's replica-hours
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_shortfall <= 0.5:
+            raise ValueError(f"target_shortfall must be in (0, 0.5], got {self.target_shortfall}")
+        if not self.cost_cap > 1:
+            raise ValueError(f"cost_cap must be > 1, got {self.cost_cap}")
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One plan's outcome over the replayed history."""
+
+    plan: Provisioning
+    underprovisioned_fraction: float
+    unserved_fraction: float
+    replica_hours: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    plan: Provisioning
+    replayed: Replayed  # the chosen plan's replay
+    headroom: Replayed  # headroom's best: the cheapest meeting the target within the cap, else the least short
+    reactive_replica_hours: float
+    attainable: bool  # some plan met the target within the cap
+    replayed_seconds: float  # how much history was replayed
+    reason: str
+    slo: SLO  # what the choice was made for: a changed trigger needs a new replay
+    cluster: Cluster
+
+    def made_for(self, slo: SLO | None, cluster: Cluster) -> bool:
+        return slo == self.slo and cluster == self.cluster
+
+    def as_dict(self) -> dict:
+        """JSON-ready, for the snapshot's model details and the admin API."""
+        def outcome(r: Replayed) -> dict:
+            return {"plan": r.plan.label, "shortfall": r.underprovisioned_fraction, "unserved": r.unserved_fraction,
+                    "replica_hours": r.replica_hours,
+                    "replica_hours_vs_reactive": r.replica_hours / self.reactive_replica_hours
+                    if self.reactive_replica_hours else None}
+        return {"plan": self.plan.label, "basis": self.plan.basis, "attainable": self.attainable,
+                "replayed_hours": self.replayed_seconds / 3600, "chosen": outcome(self.replayed),
+                "headroom": outcome(self.headroom), "reason": self.reason}
+
+
+class TapePolicy:
+    """What GetMetrics would have answered at each past poll under `plan`: the forecast made at the
+    latest origin at or before the poll, and that origin's observed value."""
+
+    def __init__(self, origins: Sequence[int], observed: Sequence[float], tape: Sequence[Forecast], lead: float,
+                 plan: Provisioning) -> None:
+        self._origins = [float(t) for t in origins]  # floats: bisect compares them with the poll times
+        self._observed, self._tape, self._lead, self._plan = observed, tape, lead, plan
+        self._last: tuple[int, float, float] = (-1, -1.0, 0.0)  # (origin, valid until, value)
+
+    def metric(self, now: float) -> float | None:
+        i = bisect.bisect_right(self._origins, now) - 1
+        if i < 0:
+            return None
+        origin, until, value = self._last
+        if origin == i and now < until:  # as the server's answer cache: same forecast, same lead-window steps
+            return value
+        forecast = self._tape[i]
+        value = provisioned_demand(forecast, float(self._observed[i]), now, self._lead, self._plan)
+        self._last = (i, next_window_change(forecast, now, self._lead), value)
+        return value
+
+
+def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, slo: SLO, cluster: Cluster) -> Choice:
+    """The plan to serve, from a replay of `history` (aligned, no gaps) from origin `first` to its end.
+    `tape[j]` is the forecast made at origin first + j; `cluster` carries the trigger's target value and
+    the HPA facts (startup delay, tolerance, behavior)."""
+    if len(tape) != len(history) - first:
+        raise ValueError(f"the tape has {len(tape)} forecasts for {len(history) - first} origins")
+    origins = history.timestamps[first:]
+    start, end = float(origins[0]), float(origins[-1])
+    if end <= start:
+        raise ValueError("nothing to replay: the history after the first origin is a single sample")
+    demand = Demand(history)
+    observed = history.values[first:]
+    memo: dict[Provisioning, Replayed] = {}
+
+    def replay(plan: Provisioning) -> Replayed:
+        if plan not in memo:
+            o = simulate(demand, TapePolicy(origins, observed, tape, lead, plan), cluster, start, end).outcome
+            memo[plan] = Replayed(plan, o.underprovisioned_fraction, o.unserved_fraction, o.replica_hours)
+        return memo[plan]
+
+    reactive = replay(HEADROOM_LADDER[0]).replica_hours
+    cap = slo.cost_cap * reactive
+    forecast = _best(FORECAST_LADDER, replay, slo.target_shortfall, cap)
+    headroom = _best(HEADROOM_LADDER, replay, slo.target_shortfall, cap)
+    target = f"{100 * slo.target_shortfall:.3g}%"
+    meets = [r for r in (forecast, headroom) if _meets(r, slo.target_shortfall, cap)]
+    if meets:
+        chosen = min(meets, key=lambda r: (r.replica_hours, r.underprovisioned_fraction))
+        why = (f"cheapest plan meeting the {target} shortfall target in the replay" if len(meets) == 2 else
+               f"the only plan meeting the {target} shortfall target within {slo.cost_cap:g}x reactive's cost")
+        if chosen is headroom:
+            why += "; headroom meets it for less than the forecast" if len(meets) == 2 else \
+                "; the forecast does not meet it within the cap"
+    else:
+        chosen = min((forecast, headroom), key=lambda r: (r.underprovisioned_fraction, r.replica_hours))
+        why = (f"the {target} shortfall target is not attainable within {slo.cost_cap:g}x reactive's replica-hours; "
+               f"least shortfall within the cap")
+    return Choice(chosen.plan, chosen, headroom, reactive, bool(meets), end - start, why, slo, cluster)
+
+
+def _meets(r: Replayed, target: float, cap: float) -> bool:
+    return r.underprovisioned_fraction <= target and r.replica_hours <= cap
+
+
+def _best(ladder: Sequence[Provisioning], replay: Callable[[Provisioning], Replayed], target: float,
+          cap: float) -> Replayed:
+    """The cheapest rung meeting the target within the cap, found by bisection (the shortfall falls
+    along the ladder); when none does, the most generous rung within the cap (the least short), or the
+    first rung when even that exceeds the cap."""
+    lo, hi = 0, len(ladder) - 1
+    if replay(ladder[hi]).underprovisioned_fraction <= target:
+        while lo < hi:  # invariant: ladder[hi] reaches the target
+            mid = (lo + hi) // 2
+            if replay(ladder[mid]).underprovisioned_fraction <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        if replay(ladder[hi]).replica_hours <= cap:
+            return replay(ladder[hi])
+    # Not reached within the cap: the most generous rung whose cost stays within it.
+    lo, hi = 0, len(ladder) - 1
+    while lo < hi:  # the last rung within the cap (cost rises along the ladder)
+        mid = (lo + hi + 1) // 2
+        if replay(ladder[mid]).replica_hours <= cap:
+            lo = mid
+        else:
+            hi = mid - 1
+    return replay(ladder[lo])
