@@ -44,6 +44,7 @@ class _Workload:
     version: str = ""  # the newest stored version judged (adopted or refused), "" when none
     store_checked: float = -math.inf  # when the artifact store was last asked for a newer version
     replayed_for: tuple | None = None  # (slo, cluster) of the last provisioning replay tried
+    replay: asyncio.Task | None = None  # the provisioning replay under way, if any
 
 
 class Refresher:
@@ -117,7 +118,9 @@ class Refresher:
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})
                     break
         finally:
-            self._workloads.pop(key, None)
+            w = self._workloads.pop(key, None)
+            if w is not None and w.replay is not None:
+                w.replay.cancel()
             self._store.remove(key)
             if self._insights is not None:
                 self._insights.forget(key)
@@ -176,16 +179,18 @@ class Refresher:
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
         if self._insights is not None:  # in a task of its own: never delays this or the next forecast
             self._insights.follow(before, history)
-        if trigger.slo is not None and (refit or w.replayed_for != (trigger.slo, trigger.cluster)):
-            await self._provision(key, w, trigger, params, history, step)
+        if trigger.slo is not None and (refit or w.replayed_for != (trigger.slo, trigger.cluster)) and \
+                (w.replay is None or w.replay.done()):  # in a task of its own too: the next refresh never waits
+            w.replayed_for = (trigger.slo, trigger.cluster)
+            w.replay = asyncio.get_running_loop().create_task(
+                self._provision(key, trigger, params, history, step), name=f"replay {'/'.join(key)}")
 
-    async def _provision(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict, history: Series,
+    async def _provision(self, key: WorkloadKey, trigger: TriggerSpec, params: dict, history: Series,
                          step: int) -> None:
         """Choose how much to provision by replaying the workload's history, after its forecast is published:
         a replay that fails or lacks data never holds up serving; the last choice stays, and the note says why."""
-        w.replayed_for = (trigger.slo, trigger.cluster)
         p = self._provisioning
-        last = self._store.get(key).provisioning
+        last = self._store.get(key).provisioning  # the caller just published this workload's snapshot
         kept = "the last choice stays" if last is not None else f"serving the default quantile {trigger.quantile:g}"
         try:
             choice = await self._runner.choose_provisioning(
@@ -200,7 +205,9 @@ class Refresher:
             note = ""
             log.info("provisioning chosen", extra={"workload": "/".join(key), "plan": choice.plan.label,
                                                    "attainable": choice.attainable, "reason": choice.reason})
-        self._store.put(replace(self._store.get(key), provisioning=choice, provisioning_note=note))
+        snap = self._store.get(key)
+        if snap is not None:  # the workload may have been dropped meanwhile
+            self._store.put(replace(snap, provisioning=choice, provisioning_note=note))
 
     async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
                                    step: int) -> bool:
@@ -268,7 +275,7 @@ class Refresher:
         )
 
     async def close(self) -> None:
-        tasks = [w.task for w in self._workloads.values() if w.task]
+        tasks = [t for w in self._workloads.values() for t in (w.task, w.replay) if t]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -30,7 +30,7 @@ def check_policy(name: str) -> str:
     """`name` if it is a policy `compare` runs, else ValueError naming the allowed forms."""
     if name in BENCHMARKS or name in MODELS or HEADROOM.fullmatch(name):
         return name
-    raise ValueError(f"unknown policy {name!r}; allowed: reactive, reactive+N% (N a number >= 0, e.g. "
+    raise ValueError(f"unknown {name}; allowed: reactive, reactive+N% (N a number >= 0, e.g. "
                      f"reactive+10% or reactive+2.5%), oracle, or a model: {', '.join(sorted(MODELS))}")
 
 
