@@ -58,8 +58,11 @@ class HeliosApp:
             if settings.anomaly.detector == "xgboost" else self.runner
         self.insights = Insights(self.detection_runner, self.store, settings, self.telemetry, clock,
                                  settings.anomaly.workers)
+        # Provisioning replays (about half a second of CPU per workload per refit) get a process of their own
+        # too: a forecast update queued behind one would reach KEDA that much later.
+        self.replay_runner = ModelRunner(settings.provisioning.workers, self.telemetry)
         self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts,
-                                   self.insights)
+                                   self.insights, self.replay_runner)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS, settings.provisioning,
                                settings.scaling.pod_startup_seconds)
@@ -83,8 +86,7 @@ class HeliosApp:
         self.health_port = self.health_server.add_insecure_port(f"{cfg.host}:{self.settings.security.health_port}")
         self._http, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=self.registry)
         self.metrics_port = self._http.server_port
-        separate = self.detection_runner is not self.runner
-        await asyncio.gather(self.runner.warm_up(), *([self.detection_runner.warm_up()] if separate else []))
+        await asyncio.gather(*(r.warm_up() for r in self._runners()))
         await self.server.start()
         await self.health_server.start()
         for service in ("", *SERVICES):
@@ -94,6 +96,9 @@ class HeliosApp:
                                           "health_port": self.health_port, "tls": security.tls,
                                           "mtls": security.mtls, "admin_auth": security.admin_auth})
 
+    def _runners(self) -> list[ModelRunner]:
+        return list({id(r): r for r in (self.runner, self.detection_runner, self.replay_runner)}.values())
+
     async def stop(self) -> None:
         """Graceful: report NOT_SERVING, let in-flight calls finish within the grace period, then stop."""
         grace = self.settings.server.shutdown_grace
@@ -102,9 +107,8 @@ class HeliosApp:
         await _bounded(self.health_server.stop(None), 5, "health server stop")
         await _bounded(self.refresher.close(), 10, "refresh loops")
         await _bounded(self.insights.close(), 10, "insight runs")
-        self.runner.close()
-        if self.detection_runner is not self.runner:
-            self.detection_runner.close()
+        for runner in self._runners():
+            runner.close()
         if self._http is not None:
             self._http.shutdown()
         log.info("helios stopped")

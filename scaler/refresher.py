@@ -58,8 +58,10 @@ class Refresher:
         clock: Callable[[], float] = time.time,
         artifacts: ArtifactStore | None = None,
         insights: Insights | None = None,
+        replay_runner: ModelRunner | None = None,
     ) -> None:
         self._insights = insights
+        self._replay_runner = replay_runner or runner  # provisioning replays: by default beside the fits
         self._artifacts = artifacts
         self._store = store
         self._sources = sources
@@ -193,7 +195,7 @@ class Refresher:
         last = self._store.get(key).provisioning  # the caller just published this workload's snapshot
         kept = "the last choice stays" if last is not None else f"serving the default quantile {trigger.quantile:g}"
         try:
-            choice = await self._runner.choose_provisioning(
+            choice = await self._replay_runner.choose_provisioning(
                 trigger.model, params, history, step, trigger.lead_time, trigger.slo, trigger.cluster, p.replay,
                 p.min_replay, self._models.fit_timeout)
         except InsufficientData as e:

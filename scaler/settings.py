@@ -162,6 +162,7 @@ class ProvisioningSettings(_Section):
     cost_cap: CostCap = 2.0  # at most this many times reactive scaling's replica-hours
     replay: Seconds = 86400.0  # the history replayed at each refit (about 0.6 s of CPU per day replayed)
     min_replay: Seconds = 43200.0  # with less history to replay, models.quantile is served (cold start)
+    workers: int = Field(1, ge=1, le=64)  # processes that run the replays, apart from the model fits
     # The HPA facts of the replay, which KEDA does not pass to a scaler; triggers may override them.
     polling_interval: Seconds = 30.0  # KEDA's pollingInterval
     tolerance: float = Field(0.1, ge=0, lt=1)  # the HPA's (kube-controller-manager's) tolerance
