@@ -130,20 +130,23 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
     reactive = replay(HEADROOM_LADDER[0]).replica_hours
     cap = slo.cost_cap * reactive
     forecast = _best(FORECAST_LADDER, replay, slo.target_shortfall, cap)
-    headroom = _best(HEADROOM_LADDER, replay, slo.target_shortfall, cap)
+    headroom = _best(HEADROOM_LADDER, replay, slo.target_shortfall, cap)  # rung 0 is reactive: never None
     target = f"{100 * slo.target_shortfall:.3g}%"
-    meets = [r for r in (forecast, headroom) if _meets(r, slo.target_shortfall, cap)]
+    candidates = [r for r in (forecast, headroom) if r is not None]
+    meets = [r for r in candidates if _meets(r, slo.target_shortfall, cap)]
     if meets:
         chosen = min(meets, key=lambda r: (r.replica_hours, r.underprovisioned_fraction))
-        why = (f"cheapest plan meeting the {target} shortfall target in the replay" if len(meets) == 2 else
-               f"the only plan meeting the {target} shortfall target within {slo.cost_cap:g}x reactive's cost")
-        if chosen is headroom:
-            why += "; headroom meets it for less than the forecast" if len(meets) == 2 else \
-                "; the forecast does not meet it within the cap"
+        if len(meets) == 2:
+            why = f"the cheapest plan meeting the {target} shortfall target in the replay"
+            if chosen is headroom:
+                why += ": headroom meets it for less than the forecast"
+        else:
+            why = f"the only plan meeting the {target} shortfall target within {slo.cost_cap:g}x reactive's cost"
     else:
-        chosen = min((forecast, headroom), key=lambda r: (r.underprovisioned_fraction, r.replica_hours))
+        chosen = min(candidates, key=lambda r: (r.underprovisioned_fraction, r.replica_hours))
         why = (f"the {target} shortfall target is not attainable within {slo.cost_cap:g}x reactive's replica-hours; "
-               f"least shortfall within the cap")
+               f"the least shortfall within the cap")
+    why = f"{chosen.plan.label}: {why}"
     return Choice(chosen.plan, chosen, headroom, reactive, bool(meets), end - start, why, slo, cluster)
 
 
@@ -152,10 +155,10 @@ def _meets(r: Replayed, target: float, cap: float) -> bool:
 
 
 def _best(ladder: Sequence[Provisioning], replay: Callable[[Provisioning], Replayed], target: float,
-          cap: float) -> Replayed:
+          cap: float) -> Replayed | None:
     """The cheapest rung meeting the target within the cap, found by bisection (the shortfall falls
-    along the ladder); when none does, the most generous rung within the cap (the least short), or the
-    first rung when even that exceeds the cap."""
+    along the ladder); when none does, the most generous rung within the cap (the least short); None
+    when even the first rung costs more than the cap."""
     lo, hi = 0, len(ladder) - 1
     if replay(ladder[hi]).underprovisioned_fraction <= target:
         while lo < hi:  # invariant: ladder[hi] reaches the target
@@ -174,4 +177,4 @@ def _best(ladder: Sequence[Provisioning], replay: Callable[[Provisioning], Repla
             lo = mid
         else:
             hi = mid - 1
-    return replay(ladder[lo])
+    return replay(ladder[lo]) if replay(ladder[lo]).replica_hours <= cap else None

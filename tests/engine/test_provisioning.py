@@ -1,0 +1,195 @@
+"""Provisioning to a shortfall target: the headroom frontier, the models' backcasts (no look-ahead), the
+replay's choice between forecast and headroom plans, and the answer rule each plan serves."""
+
+import math
+
+import numpy as np
+import pytest
+
+from helios.engine.demand import Provisioning, expected_demand, provisioned_demand
+from helios.engine.errors import InsufficientData
+from helios.engine.models import create
+from helios.engine.models.base import Forecaster
+from helios.engine.pipeline import choose_provisioning
+from helios.engine.replay.frontier import Point, at_cost, cost_to_reach, equal_cost_ratio
+from helios.engine.replay.loop import Cluster
+from helios.engine.replay.provision import FORECAST_LADDER, HEADROOM_LADDER, SLO, TapePolicy, _best, choose
+from helios.engine.types import Forecast, Series
+
+T0 = 1_700_000_100
+STEP = 300
+TIME = "underprovisioned_fraction"
+
+
+def series(values, start=T0) -> Series:
+    return Series(start + STEP * np.arange(len(values)), np.asarray(values, dtype=float))
+
+
+def wave(days=2.0, seed=0, noise=2.0) -> np.ndarray:
+    t = np.arange(int(days * 288))
+    rng = np.random.default_rng(seed)
+    return 100 + 80 * np.sin(2 * math.pi * t / 288) + rng.normal(0, noise, t.size)
+
+
+# --- the frontier -----------------------------------------------------------------------------------
+
+CURVE = [Point(100, 0.30, 0.10), Point(120, 0.20, 0.06), Point(150, 0.05, 0.01), Point(200, 0.01, 0.001)]
+
+
+def test_the_curve_is_linear_between_points_and_flat_beyond_its_ends():
+    assert at_cost(CURVE, 110, TIME) == pytest.approx(0.25)
+    assert at_cost(CURVE, 135, TIME) == pytest.approx(0.125)
+    assert at_cost(CURVE, 80, TIME) == pytest.approx(0.30)  # cheaper than reactive: reactive's shortfall
+    assert at_cost(CURVE, 500, TIME) == pytest.approx(0.01)
+    assert at_cost(list(reversed(CURVE)), 110, TIME) == pytest.approx(0.25)  # order does not matter
+
+
+def test_the_equal_cost_ratio_adds_the_slack_to_both_sides():
+    # Half of headroom's 0.25 at 110 replica-hours: (0.125 + 0.005) / (0.25 + 0.005).
+    assert equal_cost_ratio(Point(110, 0.125, 0.0), CURVE, TIME) == pytest.approx(0.130 / 0.255)
+    # Two near-zero shortfalls do not swing it: 0 against 0.01 at 200 is 0.33, not 0.
+    assert equal_cost_ratio(Point(200, 0.0, 0.0), CURVE, TIME) == pytest.approx(0.005 / 0.015)
+    assert equal_cost_ratio(Point(150, 0.10, 0.0), CURVE, TIME) > 1  # worse than headroom at its cost
+
+
+def test_cost_to_reach_interpolates_to_the_target_or_says_it_is_not_reached():
+    assert cost_to_reach(CURVE, 0.05, TIME) == pytest.approx(150)
+    assert cost_to_reach(CURVE, 0.03, TIME) == pytest.approx(175)
+    assert cost_to_reach(CURVE, 0.5, TIME) == pytest.approx(100)
+    assert cost_to_reach(CURVE, 0.001, TIME) is None
+
+
+# --- backcasts --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["baseline", "naive"])
+def test_a_vectorised_backcast_serves_what_fitting_at_the_first_origin_and_moving_on_would(model):
+    history, first = series(wave(1.5, noise=5)), 300
+    fast = create(model, step=STEP).backcast(history, first, 2)
+    slow = Forecaster.backcast(create(model, step=STEP), history, first, 2)  # the contract's plain loop
+    assert len(fast) == len(slow) == len(history) - first
+    assert [f.start for f in fast] == [f.start for f in slow] == (history.timestamps[first:] + STEP).tolist()
+    for f, s in zip(fast, slow, strict=True):
+        assert np.allclose(f.point, s.point)
+    # Its bounds are those calibrated at the first origin (a refit at each origin slides them a little).
+    spread = fast[0].quantiles - fast[0].point
+    assert all(np.allclose(f.quantiles - f.point, spread) for f in fast)
+    assert np.allclose(fast[0].quantiles, slow[0].quantiles)
+
+
+@pytest.mark.parametrize("model", ["baseline", "naive", "seasonal_naive"])
+def test_a_backcast_never_looks_ahead(model):
+    values, first = wave(2.5, seed=3), 400
+    tape = create(model, step=STEP).backcast(series(values), first, 1)
+    changed = values.copy()
+    changed[first + 50:] *= 3  # a different future from origin first + 50 on
+    other = create(model, step=STEP).backcast(series(changed), first, 1)
+    for j in range(50):  # every forecast made before the change is the same
+        assert np.allclose(tape[j].quantiles, other[j].quantiles), j
+    assert not np.allclose(tape[60].quantiles, other[60].quantiles)
+
+
+# --- the answer each plan serves --------------------------------------------------------------------
+
+def test_a_plan_serves_its_quantile_raised_by_its_margin_or_the_observed_value_with_headroom():
+    f = Forecast("m", T0 + STEP, STEP, np.array([100.0, 100.0]), np.linspace(60, 140, 17)[:, None].repeat(2, 1))
+    now, lead = T0 + 10, 300
+    q9 = expected_demand(f, 90.0, now, lead, 0.9)
+    assert provisioned_demand(f, 90.0, now, lead, Provisioning("forecast", 0.9)) == pytest.approx(q9)
+    assert provisioned_demand(f, 90.0, now, lead, Provisioning("forecast", 0.9, 0.2)) == pytest.approx(1.2 * q9)
+    assert provisioned_demand(f, 90.0, now, lead, Provisioning("headroom", margin=0.25)) == pytest.approx(112.5)
+    assert provisioned_demand(None, 90.0, now, lead, Provisioning("headroom", margin=0.25)) == pytest.approx(112.5)
+    assert Provisioning("forecast", 0.95, 0.1).label == "forecast q0.95 +10%"
+    assert Provisioning("headroom").label == "headroom +0%"
+
+
+def test_the_tape_policy_answers_from_the_latest_origin_at_or_before_each_poll():
+    history = series([10.0, 20.0, 30.0])
+    tape = create("naive", step=STEP).backcast(history, 0, 2)
+    policy = TapePolicy(history.timestamps, history.values, tape, 300, Provisioning("headroom", margin=0.5))
+    assert policy.metric(T0 - 1) is None
+    assert policy.metric(T0 + 299) == pytest.approx(15.0)
+    assert policy.metric(T0 + 300) == pytest.approx(30.0)
+    assert policy.metric(T0 + 10_000) == pytest.approx(45.0)
+
+
+# --- the choice -------------------------------------------------------------------------------------
+
+def cluster(values) -> Cluster:
+    target = float(np.percentile(values, 99)) / 20
+    return Cluster(target_value=target, capacity=target)
+
+
+def test_on_a_forecastable_daily_wave_the_forecast_meets_the_target_for_less_than_headroom():
+    values = wave(1.5)
+    history, first = series(values), 144
+    tape = create("baseline", step=STEP).backcast(history, first, 2)
+    choice = choose(history, first, tape, 300, SLO(0.02), cluster(values))
+    assert choice.plan.basis == "forecast" and choice.attainable
+    assert choice.replayed.underprovisioned_fraction <= 0.02
+    assert choice.replayed.replica_hours < choice.headroom.replica_hours
+    assert choice.replayed_seconds == pytest.approx((len(values) - 1 - first) * STEP)
+    assert choice.as_dict()["chosen"]["plan"] == choice.plan.label
+
+
+def test_where_the_forecast_costs_more_than_headroom_for_the_target_headroom_is_served():
+    values = wave(1.5)
+    history, first = series(values), 144
+    # A model that forecasts three times the load at every level: every forecast plan over-provisions.
+    tape = [Forecast("high", int(t) + STEP, STEP, np.full(2, 3 * v), np.full((17, 2), 3 * v))
+            for t, v in zip(history.timestamps[first:], values[first:], strict=True)]
+    choice = choose(history, first, tape, 300, SLO(0.02, cost_cap=2.0), cluster(values))
+    assert choice.plan.basis == "headroom" and choice.attainable
+    assert choice.replayed.replica_hours <= 2.0 * choice.reactive_replica_hours
+    assert "headroom" in choice.reason
+
+
+def test_an_unattainable_target_gives_the_least_shortfall_within_the_cap_and_says_so():
+    rng = np.random.default_rng(7)
+    values = 20 + 200 * (rng.random(432) < 0.05)  # rare tall spikes nothing foresees
+    history, first = series(values), 144
+    tape = create("baseline", step=STEP).backcast(history, first, 2)
+    choice = choose(history, first, tape, 300, SLO(0.001, cost_cap=1.2), cluster(values))
+    assert not choice.attainable and "not attainable" in choice.reason
+    assert choice.replayed.replica_hours <= 1.2 * choice.reactive_replica_hours
+
+
+def test_the_bisection_finds_the_cheapest_rung_an_exhaustive_search_finds():
+    values = wave(1.5, seed=11, noise=8)
+    history, first = series(values), 144
+    tape = create("baseline", step=STEP).backcast(history, first, 2)
+    c = cluster(values)
+    from helios.engine.replay import provision
+
+    results = {}
+
+    def replay(plan):
+        if plan not in results:
+            o = provision.simulate(provision.Demand(history), TapePolicy(history.timestamps[first:], values[first:],
+                                                                          tape, 300, plan), c,
+                                   float(history.timestamps[first]), float(history.timestamps[-1])).outcome
+            results[plan] = provision.Replayed(plan, o.underprovisioned_fraction, o.unserved_fraction,
+                                               o.replica_hours)
+        return results[plan]
+
+    for ladder in (FORECAST_LADDER, HEADROOM_LADDER):
+        target = 0.03
+        found = _best(ladder, replay, target, cap=1e9)
+        exhaustive = [replay(p) for p in ladder]
+        meeting = [r for r in exhaustive if r.underprovisioned_fraction <= target]
+        assert meeting and found.replica_hours <= min(r.replica_hours for r in meeting) * 1.02
+
+
+def test_a_cold_start_is_insufficient_data_and_one_day_of_history_is_enough():
+    values = wave(1.0)
+    c = cluster(values)
+    with pytest.raises(InsufficientData, match="cold start"):
+        choose_provisioning("baseline", {}, series(values[:150]), STEP, 300, SLO(), c, 86400, 43200)
+    choice = choose_provisioning("baseline", {}, series(values), STEP, 300, SLO(), c, 86400, 43200)
+    assert choice.replayed_seconds >= 43200
+
+
+def test_slo_values_outside_their_ranges_are_refused():
+    with pytest.raises(ValueError, match="target_shortfall"):
+        SLO(0.6)
+    with pytest.raises(ValueError, match="cost_cap"):
+        SLO(0.02, cost_cap=1.0)
