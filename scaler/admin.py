@@ -31,7 +31,7 @@ from .pb import admin_pb2 as pb
 from .pb import admin_pb2_grpc as pb_grpc
 from .runner import FitTimeout, ModelRunner, WorkerDied
 from .settings import Settings
-from .state import AnomalyReading, Availability, Snapshot, StateStore, answer
+from .state import AnomalyReading, Availability, Snapshot, StateStore, answer, plan_for
 from .telemetry import Telemetry
 
 
@@ -266,14 +266,40 @@ class Admin(pb_grpc.AdminServicer):
         if result.basis == "observed":
             why = "the trigger's mode is observe" if t.mode == "observe" else "no forecast yet"
             return f"{result.value:g}: the latest observed value ({why})"
-        peak = expected_demand(snap.forecast, 0.0, now, t.lead_time, t.quantile)
+        plan = result.plan
+        hpa = (f"The HPA aims for ceil({result.value:g} / targetValue {t.target_value:g}) = "
+               f"{math.ceil(result.value / t.target_value)} replicas")
+        raised = f" x {1 + plan.margin:g} (the plan's margin)" if plan.margin else ""
+        if result.basis == "headroom":
+            return f"{result.value:g} = observed {snap.observed:g}{raised}: {plan.label}. {hpa}"
+        peak = expected_demand(snap.forecast, 0.0, now, t.lead_time, plan.quantile)
         chosen = "the forecast" if peak >= (snap.observed or 0.0) else "the observed value (the floor)"
-        if result.value > max(peak, snap.observed or 0.0):
+        if result.value > max(peak, snap.observed or 0.0) * (1 + plan.margin) * (1 + 1e-12):
             chosen = f"the forecast rises, by less than the HPA's tolerance: observed x {1 + HPA_TOLERANCE:g}"
-        return (f"{result.value:g} = max(peak of the q{t.quantile:g} forecast over the lead window (now, now + "
-                f"{t.lead_time:g}s] = {peak:g}, observed {snap.observed:g}): {chosen}. The HPA aims for "
-                f"ceil({result.value:g} / targetValue {t.target_value:g}) = "
-                f"{math.ceil(result.value / t.target_value)} replicas")
+        return (f"{result.value:g} = max(peak of the q{plan.quantile:g} forecast over the lead window (now, now + "
+                f"{t.lead_time:g}s] = {peak:g}, observed {snap.observed:g}){raised}: {chosen}. {hpa}")
+
+    def _provisioning(self, snap: Snapshot, now: float) -> pb.Provisioning:
+        t = snap.trigger
+        plan = plan_for(snap, t)
+        out = pb.Provisioning(basis=plan.basis, plan=plan.label,
+                              target_shortfall=t.slo.target_shortfall if t.slo else 0.0)
+        choice = snap.provisioning
+        if t.slo is None:
+            out.reason = f"the trigger fixes its quantile ({t.quantile:g}): no replay"
+        elif choice is None or not choice.made_for(t.slo, t.cluster):
+            out.reason = snap.provisioning_note or f"no replay for this trigger yet: serving the default quantile " \
+                                                   f"{t.quantile:g} until the next refit"
+        else:
+            out.attainable, out.replayed_hours = choice.attainable, choice.replayed_seconds / 3600
+            out.reason = choice.reason + (f"; the last replay failed: {snap.provisioning_note}"
+                                          if snap.provisioning_note else "")
+            for field, r in (("chosen", choice.replayed), ("headroom", choice.headroom)):
+                getattr(out, field).CopyFrom(pb.ReplayOutcome(
+                    plan=r.plan.label, shortfall=r.underprovisioned_fraction, unserved=r.unserved_fraction,
+                    replica_hours_vs_reactive=r.replica_hours / choice.reactive_replica_hours
+                    if choice.reactive_replica_hours else 0.0))
+        return out
 
     def _status(self, snap: Snapshot, now: float) -> pb.WorkloadStatus:
         t = snap.trigger
@@ -284,7 +310,7 @@ class Admin(pb_grpc.AdminServicer):
             consecutive_failures=snap.consecutive_failures,
             forecast_age_seconds=now - snap.forecast_at if snap.forecast_at else 0.0,
             selection_losses=_numbers((snap.model_details or {}).get("losses")), model_version=snap.model_version,
-            backtest_scores=_numbers(snap.backtest),
+            backtest_scores=_numbers(snap.backtest), provisioning=self._provisioning(snap, now),
         )
         if snap.observed is not None:
             row.observed_value = snap.observed

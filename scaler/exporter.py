@@ -32,7 +32,15 @@ class SnapshotCollector(Collector):
         level = self._settings.models.interval_level
         g = {name: GaugeMetricFamily(name, doc, labels=LABELS + extra) for name, doc, extra in (
             ("helios_observed_value", "Latest observed value of the trigger's signal", []),
-            ("helios_metric_value", "What GetMetrics answers now (absent while it would fail)", []),
+            ("helios_metric_value", "What GetMetrics answers now (absent while it would fail); basis: forecast, "
+                                    "headroom (the replay found headroom cheaper) or observed", ["basis"]),
+            ("helios_target_shortfall", "The trigger's shortfall target (share of time short of ready capacity)", []),
+            ("helios_expected_shortfall", "Share of time the served plan was short in the workload's replayed history",
+             []),
+            ("helios_expected_replica_hours_ratio", "The served plan's replica-hours over reactive scaling's, in the "
+                                                    "replay", []),
+            ("helios_slo_attainable", "1 when some plan met the shortfall target within the cost cap in the replay",
+             []),
             ("helios_implied_replicas", "ceil(metric value / targetValue): the replicas the HPA aims for", []),
             ("helios_target_value", "The trigger's targetValue (per-replica capacity)", []),
             ("helios_forecast_value", f"Forecast at now + leadTime: point and {level:.0%} interval bounds",
@@ -69,7 +77,7 @@ class SnapshotCollector(Collector):
             if snap.observed is not None:
                 g["helios_observed_value"].add_metric(labels, snap.observed)
             if result.availability is Availability.OK:
-                g["helios_metric_value"].add_metric(labels, result.value)
+                g["helios_metric_value"].add_metric(labels + [result.basis], result.value)
                 g["helios_implied_replicas"].add_metric(labels, math.ceil(result.value / t.target_value))
             if snap.refreshed_at is not None:
                 g["helios_last_refresh_timestamp_seconds"].add_metric(labels, snap.refreshed_at)
@@ -84,7 +92,21 @@ class SnapshotCollector(Collector):
                     g[f"helios_predicted_{t.signal}"].add_metric(labels, float(f.point[i]))
                 g["helios_prediction_confidence"].add_metric(labels, interval_confidence(f, i, level))
             _insights(g, labels, snap)
+            _provisioning(g, labels, snap)
         yield from g.values()
+
+
+def _provisioning(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot) -> None:
+    t, choice = snap.trigger, snap.provisioning
+    if t.slo is None:
+        return
+    g["helios_target_shortfall"].add_metric(labels, t.slo.target_shortfall)
+    if choice is not None and choice.made_for(t.slo, t.cluster):
+        g["helios_expected_shortfall"].add_metric(labels, choice.replayed.underprovisioned_fraction)
+        if choice.reactive_replica_hours:
+            g["helios_expected_replica_hours_ratio"].add_metric(
+                labels, choice.replayed.replica_hours / choice.reactive_replica_hours)
+        g["helios_slo_attainable"].add_metric(labels, float(choice.attainable))
 
 
 def _insights(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot) -> None:

@@ -82,7 +82,7 @@ class ListWorkloadsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class WorkloadStatus(_message.Message):
-    __slots__ = ("ref", "source", "model", "mode", "target_value", "observed_value", "served_value", "last_refresh", "forecast_age_seconds", "stale", "last_error", "consecutive_failures", "forecast_model", "fitted_at", "selection_losses", "model_version", "backtest_scores")
+    __slots__ = ("ref", "source", "model", "mode", "target_value", "observed_value", "served_value", "last_refresh", "forecast_age_seconds", "stale", "last_error", "consecutive_failures", "forecast_model", "fitted_at", "selection_losses", "model_version", "backtest_scores", "provisioning")
     class SelectionLossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class WorkloadStatus(_message.Message):
     SELECTION_LOSSES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BACKTEST_SCORES_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONING_FIELD_NUMBER: _ClassVar[int]
     ref: WorkloadRef
     source: str
     model: str
@@ -131,7 +132,40 @@ class WorkloadStatus(_message.Message):
     selection_losses: _containers.ScalarMap[str, float]
     model_version: str
     backtest_scores: _containers.ScalarMap[str, float]
-    def __init__(self, ref: _Optional[_Union[WorkloadRef, _Mapping]] = ..., source: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., target_value: _Optional[float] = ..., observed_value: _Optional[float] = ..., served_value: _Optional[float] = ..., last_refresh: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast_age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., forecast_model: _Optional[str] = ..., fitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_losses: _Optional[_Mapping[str, float]] = ..., model_version: _Optional[str] = ..., backtest_scores: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    provisioning: Provisioning
+    def __init__(self, ref: _Optional[_Union[WorkloadRef, _Mapping]] = ..., source: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., target_value: _Optional[float] = ..., observed_value: _Optional[float] = ..., served_value: _Optional[float] = ..., last_refresh: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast_age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., forecast_model: _Optional[str] = ..., fitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_losses: _Optional[_Mapping[str, float]] = ..., model_version: _Optional[str] = ..., backtest_scores: _Optional[_Mapping[str, float]] = ..., provisioning: _Optional[_Union[Provisioning, _Mapping]] = ...) -> None: ...
+
+class Provisioning(_message.Message):
+    __slots__ = ("basis", "plan", "target_shortfall", "attainable", "chosen", "headroom", "replayed_hours", "reason")
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    TARGET_SHORTFALL_FIELD_NUMBER: _ClassVar[int]
+    ATTAINABLE_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    HEADROOM_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_HOURS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    basis: str
+    plan: str
+    target_shortfall: float
+    attainable: bool
+    chosen: ReplayOutcome
+    headroom: ReplayOutcome
+    replayed_hours: float
+    reason: str
+    def __init__(self, basis: _Optional[str] = ..., plan: _Optional[str] = ..., target_shortfall: _Optional[float] = ..., attainable: _Optional[bool] = ..., chosen: _Optional[_Union[ReplayOutcome, _Mapping]] = ..., headroom: _Optional[_Union[ReplayOutcome, _Mapping]] = ..., replayed_hours: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReplayOutcome(_message.Message):
+    __slots__ = ("plan", "shortfall", "unserved", "replica_hours_vs_reactive")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALL_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_HOURS_VS_REACTIVE_FIELD_NUMBER: _ClassVar[int]
+    plan: str
+    shortfall: float
+    unserved: float
+    replica_hours_vs_reactive: float
+    def __init__(self, plan: _Optional[str] = ..., shortfall: _Optional[float] = ..., unserved: _Optional[float] = ..., replica_hours_vs_reactive: _Optional[float] = ...) -> None: ...
 
 class ListWorkloadsResponse(_message.Message):
     __slots__ = ("workloads",)
