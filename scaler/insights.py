@@ -123,7 +123,8 @@ class Insights:
                 (snap.anomaly is None or snap.anomaly.timestamp != reading.timestamp):
             self._telemetry.anomaly_detections.labels(reading.severity.name.lower()).inc()
         current = self.estimated_replicas(before, now)
-        rec = recommend(self.inputs_for(snap, recent, reading, current), self.policy, memory.last_action, now)
+        inputs = replace(self.inputs_for(snap, recent, reading, current), **self.served(snap, now))
+        rec = recommend(inputs, self.policy, memory.last_action, now)
         self._note(key, memory, rec, snap, reading, now)
         return {"recent": recent, "anomaly": reading, "forecast_error": memory.ledger.error(),
                 "recommendation": rec, "current_replicas_source": "estimate"}
@@ -136,6 +137,16 @@ class Insights:
             load_history=recent, load_forecast=snap.forecast, anomaly_score=score,
             anomaly_severity=reading.severity if reading is not None else Severity.NONE,
         )
+
+    def served(self, snap: Snapshot, now: float) -> dict:
+        """What GetMetrics serves from `snap` now, for the recommender to say what it makes the HPA do
+        (nothing while GetMetrics would fail, or in observe mode, where Helios steers nothing)."""
+        result = answer(snap, snap.trigger, now, self._settings.metrics.staleness_limit)
+        if result.availability is not Availability.OK or snap.trigger.mode == "observe":
+            return {}
+        return {"served_value": result.value, "served_target": snap.trigger.target_value,
+                "served_plan": result.plan.label if result.plan else result.basis,
+                "hpa_tolerance": snap.trigger.cluster.tolerance}
 
     def capacity(self, snap: Snapshot) -> float:
         """The load one replica carries at 100 %: the HPA keeps each replica at targetValue, which is

@@ -22,25 +22,36 @@ from .inputs import LastAction, WorkloadInputs
 from .policy import PRECEDENCE, SCALE_DOWN_ACTIONS, SCALE_UP_ACTIONS, Action, ScalingPolicy, Urgency
 from .resources import decrease_cpu, increase_memory
 from .result import Condition, Recommendation
-from .rules import Outcome, anomaly_alert, preemptive, replica_bounds, scale_down, scale_up
+from .rules import Outcome, anomaly_alert, preemptive, replica_bounds, scale_down, scale_up, served
 from .windows import ahead
 
 Rule = Callable[[WorkloadInputs, ScalingPolicy, float], Outcome]
 RULES: tuple[Rule, ...] = (
     anomaly_alert, replica_bounds, preemptive, scale_up, increase_memory, scale_down, decrease_cpu,
 )
+# A workload Helios steers (served_value given): its replica actions come from the served value alone;
+# the forecast-threshold rules still run, as advisory lines (a surge beyond the lead window, say).
+STEERED_RULES: tuple[Rule, ...] = (anomaly_alert, replica_bounds, served, increase_memory, decrease_cpu)
+ADVISORY_RULES: tuple[Rule, ...] = (preemptive, scale_up, scale_down)
 
 
 def recommend(inputs: WorkloadInputs, policy: ScalingPolicy, last: LastAction | None, now: float) -> Recommendation:
     """The recommendation for one workload at time `now`, given the last replica action taken (if any)."""
     conditions: list[Condition] = []
     checks: list[str] = []
-    for rule in RULES:
+    advisory: list[str] = []
+    steered = inputs.served_value is not None
+    for rule in STEERED_RULES if steered else RULES:
         outcome = rule(inputs, policy, now)
         if isinstance(outcome, Condition):
             conditions.append(outcome)
         elif outcome:
             checks.append(outcome)
+    for rule in ADVISORY_RULES if steered else ():
+        outcome = rule(inputs, policy, now)
+        if isinstance(outcome, Condition):
+            advisory.append(f"advisory, not acted on: {outcome.action.value} to {outcome.target_replicas}: "
+                            f"{outcome.detail}")
     conditions.sort(key=lambda c: PRECEDENCE.index(c.action))  # stable: rule order breaks ties
 
     held, cooldown_notes = _cooldown(conditions, inputs.current_replicas, policy, last, now)
@@ -61,7 +72,7 @@ def recommend(inputs: WorkloadInputs, policy: ScalingPolicy, last: LastAction | 
 
     parts = [f"{c.action.value}: {c.detail}" + (" [held by cooldown]" if id(c) in held_ids else "") for c in conditions]
     checked = ["checked: " + "; ".join(checks)] if checks else []
-    reason = "; ".join((parts or ["no condition triggered"]) + notes + checked)
+    reason = "; ".join((parts or ["no condition triggered"]) + notes + advisory + checked)
     return Recommendation(
         action=action,
         target_replicas=clamped,
@@ -73,7 +84,7 @@ def recommend(inputs: WorkloadInputs, policy: ScalingPolicy, last: LastAction | 
         resources=tuple(c.resource for c in conditions if c.resource is not None),
         suppressed_by_cooldown=bool(held),
         act_by=winner.act_by if winner else None,
-        notes=tuple(checks),
+        notes=tuple(advisory + checks),
     )
 
 

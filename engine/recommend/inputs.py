@@ -28,13 +28,24 @@ class WorkloadInputs:
     memory_limit_bytes: float | None = None
     anomaly_score: float | None = None  # latest score in standard deviations (engine.anomaly)
     anomaly_severity: Severity = Severity.NONE
+    # What the workload's trigger serves KEDA now, when Helios steers it: the replica actions then say what
+    # that value makes the HPA do (ceil(value / target) outside the tolerance), and the forecast-threshold
+    # rules become advisory lines instead of contradicting targets.
+    served_value: float | None = None
+    served_target: float | None = None  # the trigger's targetValue
+    served_plan: str = ""  # how the value was provisioned, e.g. "forecast q0.9 +10%"
+    hpa_tolerance: float = 0.1
 
     def __post_init__(self) -> None:
         replicas = self.current_replicas
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ValueError(f"current_replicas must be an integer >= 0, got {replicas!r}")
         _positive("capacity_per_replica", self.capacity_per_replica)
-        for name in ("cpu_request_cores", "memory_limit_bytes"):
+        if (self.served_value is None) != (self.served_target is None):
+            raise ValueError("served_value and served_target come together")
+        if self.served_value is not None and not (_is_number(self.served_value) and self.served_value >= 0):
+            raise ValueError(f"served_value must be a number >= 0, got {self.served_value!r}")
+        for name in ("cpu_request_cores", "memory_limit_bytes", "served_target"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         score = self.anomaly_score

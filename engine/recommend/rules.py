@@ -23,6 +23,9 @@ Per rule: when it triggers; what it sizes on; its confidence.
 - ALERT_WARNING / ALERT_CRITICAL: the anomaly detector's severity; confidence is 1 - the two-sided
   Gaussian tail of the score (2.5 sigma: 0.988), or 1 without a score.
 - Replica bounds: running below min_replicas (SCALE_UP) or above max_replicas (SCALE_DOWN).
+- Served (a workload Helios steers, `served_value` given): SCALE_UP / SCALE_DOWN to what the served value
+  makes the HPA aim for, ceil(value / targetValue), when value / (current x targetValue) leaves the HPA's
+  tolerance band; the one decision, so the threshold rules above only add advisory lines (decide.py).
 
 PREEMPTIVE_SCALE is timed: `act_by` = the spike's first step - `pod_startup_seconds`, the latest moment
 to request pods that are ready when it arrives. Urgency from the slack (act_by - now): none left is
@@ -127,6 +130,23 @@ def scale_down(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> Out
               f"needs {replicas(needed)} to hold the larger at or below {policy.cpu_scale_up_threshold:.0%}")
     confidence = 1.0 - window.prob_above(thr * cur * cap)
     return Condition(Action.SCALE_DOWN, detail, confidence, Urgency.LOW, target_replicas=needed, rule="scale_down")
+
+
+def served(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> Outcome:
+    value, target, cur = inputs.served_value, inputs.served_target, inputs.current_replicas
+    if value is None or target is None:
+        return None
+    aims = math.ceil(value / target - 1e-9)
+    plan = f" ({inputs.served_plan})" if inputs.served_plan else ""
+    said = f"the served value {value:.4g}{plan} makes the HPA aim for ceil({value:.4g} / {target:.4g}) = {aims}"
+    tol = inputs.hpa_tolerance
+    if cur > 0 and 1 - tol <= value / (target * cur) <= 1 + tol:  # the HPA's own band (hpa.HPA.proposal)
+        return f"served: {value:.4g}{plan} keeps {cur} replicas (within the HPA tolerance {tol:g})"
+    if aims > cur:
+        return Condition(Action.SCALE_UP, said, 1.0, Urgency.MEDIUM, target_replicas=aims, rule="served")
+    if aims < cur:
+        return Condition(Action.SCALE_DOWN, said, 1.0, Urgency.LOW, target_replicas=aims, rule="served")
+    return f"served: {value:.4g}{plan} keeps {cur} replicas"
 
 
 def replica_bounds(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> Outcome:

@@ -614,3 +614,47 @@ def test_more_predicted_load_never_gives_fewer_replicas(situation, k):
     inputs_, policy, last = situation
     more = replace(inputs_, load_forecast=scaled(inputs_.load_forecast, k))
     assert recommend(more, policy, last, NOW).target_replicas >= recommend(inputs_, policy, last, NOW).target_replicas
+
+
+# --- one decision: a workload Helios steers -------------------------------------------------------------
+
+def steered(value: float, **kw):
+    """The same workload, with what Helios serves it (targetValue 250: 4 replicas now)."""
+    return run(served_value=value, served_target=250.0, served_plan="forecast q0.8", **kw)
+
+
+@pytest.mark.parametrize(("value", "action", "target"), [
+    (1400.0, Action.SCALE_UP, 6),  # 1400 / (4 x 250) = 1.4: the HPA aims for ceil(1400 / 250)
+    (1100.0, Action.NONE, 4),  # 1.1: inside the HPA's tolerance, it keeps 4
+    (900.0, Action.NONE, 4),  # 0.9: the band's lower edge, still inside
+    (600.0, Action.SCALE_DOWN, 3),
+])
+def test_the_replica_action_is_what_the_served_value_makes_the_hpa_do(value, action, target):
+    r = steered(value)
+    assert (r.action, r.target_replicas) == (action, target)
+    if action is not Action.NONE:
+        assert f"makes the HPA aim for ceil({value:.4g} / 250) = {target}" in r.reason
+        assert "forecast q0.8" in r.reason
+
+
+def test_a_forecast_threshold_that_disagrees_with_the_served_value_is_only_advisory():
+    # The threshold rule alone would scale up to 5 for a 900 peak; the served value keeps 4.
+    r = steered(1000.0, load_forecast=flat_forecast(900))
+    assert (r.action, r.target_replicas) == (Action.NONE, 4)
+    assert "advisory, not acted on: SCALE_UP to 5" in r.reason
+    assert all(c.action is not Action.SCALE_UP for c in r.conditions)
+    # A surge beyond the lead window: advisory too, never a contradicting target.
+    r = steered(1000.0, load_forecast=spike_forecast(500, 1200, at=2700))
+    assert r.action is Action.NONE and "advisory, not acted on: PREEMPTIVE_SCALE to 6" in r.reason
+
+
+def test_alerts_and_resources_still_win_over_the_served_replica_action():
+    r = steered(1400.0, **EXTRA[Action.ALERT_CRITICAL])
+    assert r.action is Action.ALERT_CRITICAL and r.target_replicas == 6  # the replicas are not given up
+    r = steered(1000.0, **EXTRA[Action.INCREASE_MEMORY])
+    assert r.action is Action.INCREASE_MEMORY
+
+
+def test_served_value_and_target_come_together():
+    with pytest.raises(ValueError, match="come together"):
+        inputs(served_value=10.0)

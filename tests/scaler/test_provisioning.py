@@ -166,6 +166,13 @@ async def test_serve_replays_the_workload_and_shows_the_choice_in_list_explain_a
         choice.replayed.underprovisioned_fraction)
     assert sample_value(text, "helios_slo_attainable", **labels) == float(choice.attainable)
     assert sample_value(text, "helios_metric_value", basis=choice.plan.basis, **labels) is not None
+    # One decision: the recommendation's replica action is told from the served value, not a second rule.
+    for _ in range(100):
+        rec = app.store.all()[0].recommendation
+        if rec is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert rec is not None and "served" in rec.reason
 
 
 async def test_a_cold_start_serves_the_default_quantile_and_says_why(start_app, client_for, tmp_path):
