@@ -13,6 +13,7 @@ from typing import Any
 from .align import align
 from .anomaly import detector_class
 from .anomaly.base import AnomalyScores, Severity
+from .demand import Provisioning
 from .errors import InsufficientData
 from .models import create, load
 from .replay.loop import Cluster
@@ -42,10 +43,11 @@ def update_and_forecast(artifact: bytes, history: Series, step: int, horizon: in
 
 
 def choose_provisioning(model: str, params: dict[str, Any], history: Series, step: int, lead: float, slo: SLO,
-                        cluster: Cluster, replay_seconds: float, min_replay_seconds: float) -> Choice:
+                        cluster: Cluster, replay_seconds: float, min_replay_seconds: float,
+                        previous: Provisioning | None = None) -> Choice:
     """How much to provision for this workload: its last `replay_seconds` replayed through KEDA + the
     HPA (`cluster`) under each candidate plan, with the forecasts `model` would have made from the data
-    up to each moment (engine.replay.provision). Raises InsufficientData when less than
+    up to each moment (engine.replay.provision); `previous` is the plan in force. Raises InsufficientData when less than
     `min_replay_seconds` can be replayed: a cold start, served the default quantile meanwhile."""
     aligned = _aligned(history, step)
     n = len(aligned)
@@ -57,7 +59,7 @@ def choose_provisioning(model: str, params: dict[str, Any], history: Series, ste
         raise InsufficientData(f"cold start: {n * step / 3600:.1f} h of history, the replay needs {need:.1f} h "
                                f"({min_replay_seconds / 3600:g} h to replay after {start:g} h to start from)")
     tape = create(model, **params, step=step).backcast(aligned, first, 1 + math.ceil(lead / step))
-    return choose(aligned, first, tape, lead, slo, cluster)
+    return choose(aligned, first, tape, lead, slo, cluster, previous)
 
 
 def _aligned(history: Series, step: int) -> Series:

@@ -197,7 +197,8 @@ class Refresher:
         try:
             choice = await self._replay_runner.choose_provisioning(
                 trigger.model, params, history, step, trigger.lead_time, trigger.slo, trigger.cluster, p.replay,
-                p.min_replay, self._models.fit_timeout)
+                p.min_replay, self._models.fit_timeout,
+                last.plan if last is not None and last.made_for(trigger.slo, trigger.cluster) else None)
         except InsufficientData as e:
             choice, note = last, f"{e}; {kept}"
         except Exception as e:  # a timeout, a lost worker, a model that cannot backcast this history

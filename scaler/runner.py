@@ -19,6 +19,7 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
+from helios.engine.demand import Provisioning
 from helios.engine.errors import HeliosError
 from helios.engine.pipeline import (
     Fitted,
@@ -81,10 +82,10 @@ class ModelRunner:
 
     async def choose_provisioning(self, model: str, params: dict[str, Any], history: Series, step: int, lead: float,
                                   slo: SLO, cluster: Cluster, replay: float, min_replay: float, timeout: float,
-                                  ) -> Choice:
+                                  previous: Provisioning | None = None) -> Choice:
         """Replay the workload's recent history in a worker to choose how much to provision."""
         return await self._run(model, "replay", timeout, choose_provisioning, model, params, history, step, lead, slo,
-                               cluster, replay, min_replay)
+                               cluster, replay, min_replay, previous)
 
     async def score(self, detector: str, artifact: bytes | None, history: Series, step: int, timeout: float,
                     ) -> Scored:

@@ -33,6 +33,12 @@ FORECAST_LADDER = (
     *(Provisioning("forecast", 0.95, m) for m in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)),
 )
 HEADROOM_LADDER = tuple(Provisioning("headroom", margin=h) for h in HEADROOMS)
+# A day's replay estimates each plan's cost within a few percent, and a workload whose plan flips at every
+# refit runs a mix that is worse than either plan. So a forecast must beat headroom by FORECAST_EDGE to be
+# served (headroom is the safer of equals), and the plan in force stays while it still meets the target
+# for at most STICKY more than the newly cheapest.
+FORECAST_EDGE = 0.03
+STICKY = 0.05
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,11 @@ class TapePolicy:
         return value
 
 
-def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, slo: SLO, cluster: Cluster) -> Choice:
+def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, slo: SLO, cluster: Cluster,
+           previous: Provisioning | None = None) -> Choice:
     """The plan to serve, from a replay of `history` (aligned, no gaps) from origin `first` to its end.
     `tape[j]` is the forecast made at origin first + j; `cluster` carries the trigger's target value and
-    the HPA facts (startup delay, tolerance, behavior)."""
+    the HPA facts (startup delay, tolerance, behavior); `previous` is the plan in force, if any."""
     if len(tape) != len(history) - first:
         raise ValueError(f"the tape has {len(tape)} forecasts for {len(history) - first} origins")
     origins = history.timestamps[first:]
@@ -135,17 +142,24 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
     candidates = [r for r in (forecast, headroom) if r is not None]
     meets = [r for r in candidates if _meets(r, slo.target_shortfall, cap)]
     if meets:
-        chosen = min(meets, key=lambda r: (r.replica_hours, r.underprovisioned_fraction))
+        chosen = min(meets, key=lambda r: (r.replica_hours * (1 - FORECAST_EDGE if r is forecast else 1),
+                                           r.underprovisioned_fraction))
         if len(meets) == 2:
             why = f"the cheapest plan meeting the {target} shortfall target in the replay"
             if chosen is headroom:
-                why += ": headroom meets it for less than the forecast"
+                why += f": the forecast does not beat headroom by {100 * FORECAST_EDGE:g}% or more"
         else:
             why = f"the only plan meeting the {target} shortfall target within {slo.cost_cap:g}x reactive's cost"
     else:
         chosen = min(candidates, key=lambda r: (r.underprovisioned_fraction, r.replica_hours))
         why = (f"the {target} shortfall target is not attainable within {slo.cost_cap:g}x reactive's replica-hours; "
                f"the least shortfall within the cap")
+    if meets and previous is not None and previous != chosen.plan:
+        kept = replay(previous)
+        if _meets(kept, slo.target_shortfall, cap) and kept.replica_hours <= chosen.replica_hours * (1 + STICKY):
+            why = (f"kept: it still meets the {target} shortfall target for at most {100 * STICKY:g}% more than "
+                   f"{chosen.plan.label}")
+            chosen = kept
     why = f"{chosen.plan.label}: {why}"
     return Choice(chosen.plan, chosen, headroom, reactive, bool(meets), end - start, why, slo, cluster)
 

@@ -107,8 +107,9 @@ class ForecastTape:
         """The refresher's replay after each refit: the last choice stays when one fails."""
         t, p = self._trigger, self._provisioning
         try:
+            last = self.snapshot.provisioning
             choice = choose_provisioning(t.model, self._params, history, self._step, t.lead_time, t.slo, t.cluster,
-                                         p.replay, p.min_replay)
+                                         p.replay, p.min_replay, last.plan if last is not None else None)
         except (HeliosError, ValueError) as e:
             self.snapshot = replace(self.snapshot, provisioning_note=str(e))
             return

@@ -193,3 +193,31 @@ def test_slo_values_outside_their_ranges_are_refused():
         SLO(0.6)
     with pytest.raises(ValueError, match="cost_cap"):
         SLO(0.02, cost_cap=1.0)
+
+
+def test_the_plan_in_force_stays_while_it_meets_the_target_for_little_more_and_goes_otherwise():
+    from helios.engine.replay import provision
+
+    values = wave(1.5, seed=5, noise=6)
+    history, first, c = series(values), 144, cluster(values)
+    tape = create("baseline", step=STEP).backcast(history, first, 2)
+    fresh = choose(history, first, tape, 300, SLO(0.03), c)
+    assert fresh.attainable and "kept" not in fresh.reason
+    start, end = float(history.timestamps[first]), float(history.timestamps[-1])
+
+    def outcome(plan):
+        policy = TapePolicy(history.timestamps[first:], values[first:], tape, 300, plan)
+        return provision.simulate(provision.Demand(history), policy, c, start, end).outcome
+
+    checked = 0
+    for plan in (*FORECAST_LADDER, *HEADROOM_LADDER):
+        if plan == fresh.plan:
+            continue
+        o = outcome(plan)
+        limit = min(fresh.replayed.replica_hours * (1 + provision.STICKY), 2 * fresh.reactive_replica_hours)
+        stays = o.underprovisioned_fraction <= 0.03 and o.replica_hours <= limit
+        again = choose(history, first, tape, 300, SLO(0.03), c, previous=plan)
+        assert (again.plan == plan) is stays, plan
+        assert ("kept" in again.reason) is stays
+        checked += stays
+    assert checked >= 1  # the rule was exercised both ways
