@@ -22,6 +22,7 @@ from helios.engine.errors import HeliosError
 from helios.engine.models import MODELS
 from helios.engine.pipeline import detect_all
 from helios.engine.recommend import Recommendation, WorkloadInputs, recommend
+from helios.engine.replay.provision import GUARD_DROP
 from helios.engine.types import Forecast, Series
 
 from . import admin_inputs as inputs
@@ -294,6 +295,11 @@ class Admin(pb_grpc.AdminServicer):
             out.attainable, out.replayed_hours = choice.attainable, choice.replayed_seconds / 3600
             out.reason = choice.reason + (f"; the last replay failed: {snap.provisioning_note}"
                                           if snap.provisioning_note else "")
+            if plan != choice.plan:
+                e = snap.forecast_error
+                out.reason = (f"guard: the served forecasts' rolling interval coverage {e.coverage:.2f} is more than "
+                              f"{GUARD_DROP:g} below the replay's {choice.forecast_coverage:.2f}: serving headroom "
+                              f"until it recovers; the choice was {out.reason}")
             for field, r in (("chosen", choice.replayed), ("headroom", choice.headroom)):
                 getattr(out, field).CopyFrom(pb.ReplayOutcome(
                     plan=r.plan.label, shortfall=r.underprovisioned_fraction, unserved=r.unserved_fraction,

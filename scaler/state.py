@@ -11,7 +11,7 @@ from typing import Any
 
 from helios.engine.anomaly.base import Severity
 from helios.engine.demand import Provisioning, forecast_covers, next_window_change, provisioned_demand, sanitize
-from helios.engine.replay.provision import Choice
+from helios.engine.replay.provision import Choice, guarded
 from helios.engine.tracking import ForecastError
 from helios.engine.types import Forecast, Series
 
@@ -81,11 +81,13 @@ class Answer:
 
 
 def plan_for(snap: Snapshot, trigger: TriggerSpec) -> Provisioning:
-    """The provisioning plan to serve: the trigger's fixed quantile, the replay's choice for this trigger,
-    or, until there is one (cold start, a changed trigger), the default quantile."""
+    """The provisioning plan to serve: the trigger's fixed quantile, the replay's choice for this trigger
+    (headroom while the live guard finds the forecast off what the replay saw), or, until there is a
+    choice (cold start, a changed trigger), the default quantile."""
     choice = snap.provisioning
     if trigger.slo is not None and choice is not None and choice.made_for(trigger.slo, trigger.cluster):
-        return choice.plan
+        e = snap.forecast_error
+        return guarded(choice, e.matured, e.coverage) if e is not None else choice.plan
     return Provisioning("forecast", trigger.quantile)
 
 

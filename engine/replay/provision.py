@@ -74,6 +74,9 @@ class Choice:
     reason: str
     slo: SLO  # what the choice was made for: a changed trigger needs a new replay
     cluster: Cluster
+    # Share of the replayed next-step actuals inside the tape's 80 % interval: how well the forecast did in
+    # the replay, for the live guard to compare the served forecasts' rolling coverage with.
+    forecast_coverage: float = float("nan")
 
     def made_for(self, slo: SLO | None, cluster: Cluster) -> bool:
         return slo == self.slo and cluster == self.cluster
@@ -161,7 +164,29 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
                    f"{chosen.plan.label}")
             chosen = kept
     why = f"{chosen.plan.label}: {why}"
-    return Choice(chosen.plan, chosen, headroom, reactive, bool(meets), end - start, why, slo, cluster)
+    return Choice(chosen.plan, chosen, headroom, reactive, bool(meets), end - start, why, slo, cluster,
+                  _coverage(tape, history.values[first + 1:]))
+
+
+def _coverage(tape: Sequence[Forecast], actual) -> float:
+    """Share of next-step actuals inside each origin's 80 % interval (the last origin has none)."""
+    inside = [lo <= y <= hi for f, y in zip(tape, actual, strict=False)
+              for lo, hi in [(float(f.interval(0.8)[0][0]), float(f.interval(0.8)[1][0]))]]
+    return sum(inside) / len(inside) if inside else float("nan")
+
+
+GUARD_DROP = 0.15  # live coverage this far below the replay's: the forecast is off what the choice assumed
+GUARD_MATURED = 24  # settled forecasts the live figure needs first (two hours of 5-minute steps)
+
+
+def guarded(choice: Choice, matured: int, coverage: float) -> Provisioning:
+    """The plan to serve given the served forecasts' rolling interval coverage: the choice, or, when a
+    forecast plan's live coverage has fallen GUARD_DROP below what its replay saw, the replay's headroom
+    plan until the coverage recovers (headroom needs no forecast)."""
+    if choice.plan.basis == "forecast" and matured >= GUARD_MATURED and coverage == coverage and \
+            coverage < choice.forecast_coverage - GUARD_DROP:
+        return choice.headroom.plan
+    return choice.plan
 
 
 def _meets(r: Replayed, target: float, cap: float) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from helios.engine.demand import Provisioning
 from helios.engine.models import MODELS
 from helios.engine.replay.provision import SLO, Choice, Replayed
+from helios.engine.tracking import ForecastError
 from helios.engine.types import Forecast
 from helios.scaler.cli import main
 from helios.scaler.metadata import InvalidMetadata, MetadataParser
@@ -91,7 +92,7 @@ def test_bad_provisioning_settings_are_config_errors():
 def choice_for(t, plan: Provisioning, slo=None) -> Choice:
     r = Replayed(plan, 0.01, 0.002, 120.0)
     h = Replayed(Provisioning("headroom", margin=0.3), 0.04, 0.01, 130.0)
-    return Choice(plan, r, h, 100.0, True, 86400.0, "test", slo or t.slo, t.cluster)
+    return Choice(plan, r, h, 100.0, True, 86400.0, "test", slo or t.slo, t.cluster, forecast_coverage=0.8)
 
 
 def snapshot(t, **fields) -> Snapshot:
@@ -118,6 +119,21 @@ def test_the_answer_serves_the_replayed_choice_for_this_trigger_else_the_default
     watch = trigger(mode="observe")
     snap = snapshot(watch, provisioning=choice_for(watch, Provisioning("headroom", margin=0.25)))
     assert answer(snap, watch, T0 + 10, 600).value == 40.0
+
+
+@pytest.mark.parametrize(("matured", "coverage", "basis"), [
+    (100, 0.5, "headroom"),  # 0.3 below the replay's 0.8: the forecast is off what the choice assumed
+    (100, 0.7, "forecast"),  # 0.1 below: within the guard's allowance
+    (10, 0.2, "forecast"),  # too few settled forecasts to judge
+])
+def test_the_live_guard_serves_headroom_while_the_forecast_is_off_what_the_replay_saw(matured, coverage, basis):
+    t = trigger()
+    snap = snapshot(t, provisioning=choice_for(t, Provisioning("forecast", 0.9)),
+                    forecast_error=ForecastError(matured, 0.1, coverage))
+    a = answer(snap, t, T0 + 10, 600)
+    assert a.basis == basis
+    if basis == "headroom":
+        assert a.value == pytest.approx(40.0 * 1.3)  # the replay's headroom plan, +30 %
 
 
 def test_headroom_needs_no_forecast():
