@@ -2,6 +2,7 @@
 parses (promtool, Prometheus's own parser) and names only metrics a running Helios exports (read from
 a live /metrics scrape) or standard kube-state-metrics ones. The alert rules are held to the same."""
 
+import asyncio
 import json
 import re
 import subprocess
@@ -152,7 +153,11 @@ async def test_dashboards_and_rules_name_only_metrics_helios_exports(start_app, 
     # A demo workload per kind of signal, so every per-workload family has samples.
     for name, signal in (("web", "load"), ("api", "cpu"), ("db", "memory")):
         await client.get_metrics({"source": "demo", "targetValue": "50", "signal": signal}, name=name)
-    exported = families_to_names(client.scrape())
+    for _ in range(300):  # the provisioning gauges appear once each workload's first replay is done
+        exported = families_to_names(client.scrape())
+        if "helios_slo_attainable" in exported:
+            break
+        await asyncio.sleep(0.1)
     assert "helios_forecast_value" in exported  # the scrape saw the workloads
     allowed = exported | KUBE_STATE_METRICS
     exprs = dashboard_expressions() + rule_expressions()
