@@ -9,7 +9,7 @@ ready 2 minutes after creation) over its last --days after a 7-day warm-up, scal
 percentile needs 20 replicas, once per policy:
 - reactive+N% for N from 0 to 150: the headroom curve of cost against shortfall;
 - Helios (--model) with the scaler's defaults: it fits hourly, updates between fits, and at each refit
-  replays the workload's own last day to choose how much to provision for the default shortfall target;
+  replays the workload's own last two days to choose how much to provision for the default shortfall target;
 - Helios with each --sweep shortfall target, which traces Helios's own cost/shortfall curve;
 - the oracle (perfect foresight), to show what the HPA allows at all.
 

@@ -33,7 +33,7 @@ FORECAST_LADDER = (
     *(Provisioning("forecast", 0.95, m) for m in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)),
 )
 HEADROOM_LADDER = tuple(Provisioning("headroom", margin=h) for h in HEADROOMS)
-# A day's replay estimates each plan's cost within a few percent, and a workload whose plan flips at every
+# A replay of a day or two estimates each plan's cost within a few percent, and a workload whose plan flips at every
 # refit runs a mix that is worse than either plan. So a forecast must beat headroom by FORECAST_EDGE to be
 # served (headroom is the safer of equals), and the plan in force stays while it still meets the target
 # for at most STICKY more than the newly cheapest.
