@@ -86,7 +86,8 @@ class HeliosApp:
         self.health_port = self.health_server.add_insecure_port(f"{cfg.host}:{self.settings.security.health_port}")
         self._http, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=self.registry)
         self.metrics_port = self._http.server_port
-        await asyncio.gather(*(r.warm_up() for r in self._runners()))
+        # The replay process is not warmed up: it starts with the first replay, which nothing waits for.
+        await asyncio.gather(*(r.warm_up() for r in self._runners() if r is not self.replay_runner))
         await self.server.start()
         await self.health_server.start()
         for service in ("", *SERVICES):

@@ -144,6 +144,23 @@ class AutoModel(Forecaster):
             self._members = {name: load(m.encode()) for name, m in self.state["members"].items()}
         return self._members
 
+    def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
+        """As Forecaster.backcast, without an `update` of every member at every origin: the choice is made
+        by a fit on the data up to `first`, then each chosen member forecasts every origin with its own
+        backcast (data up to each origin only), averaged as `_predict` averages them. The choice stays the
+        one made at `first`, as it stays between refits."""
+        ts, y = history.timestamps, history.values
+        chosen = AutoModel(**self.params).fit(Series(ts[: first + 1], y[: first + 1]))
+        tapes = {name: chosen._create(name).backcast(history, first, horizon) for name in chosen._models()}
+        point, upper, label = chosen.state["point"], chosen.state["quantiles"], chosen.label
+        out = []
+        for j in range(len(history) - first):
+            at = {name: tape[j] for name, tape in tapes.items()}
+            one = at[point[0]]
+            out.append(Forecast(label, one.start, one.step, np.mean([at[m].point for m in point], axis=0),
+                                np.mean([at[m].quantiles for m in upper], axis=0), one.levels))
+        return out
+
     def update(self, recent: Series) -> AutoModel:
         members = {name: m.update(recent) for name, m in self._models().items()}
         self.state = {**self.state, "members": {name: m.to_bytes().decode() for name, m in members.items()}}

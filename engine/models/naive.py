@@ -108,6 +108,20 @@ class SeasonalNaiveModel(NaiveModel):
         }
 
 
+    def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
+        """As Forecaster.backcast, vectorised: the last season before each origin, repeated, with the error
+        quantiles calibrated at `first`. With less than a season before `first`, the plain loop."""
+        ts, y = history.timestamps, _values(history, self.name)
+        at_first = SeasonalNaiveModel(**self.params).fit(Series(ts[: first + 1], y[: first + 1])).state
+        if not at_first["seasonal"]:
+            return Forecaster.backcast(self, history, first, horizon)
+        season, step = at_first["season"], at_first["step"]
+        spread = offsets(at_first["error_quantiles"], horizon, QUANTILE_LEVELS)
+        back = season * -(-np.arange(1, horizon + 1) // season) - np.arange(1, horizon + 1)  # a season back, or more
+        return [Forecast(self.name, int(ts[i]) + step, step, y[i - back], y[i - back] + spread)
+                for i in range(first, y.size)]
+
+
 def _values(history: Series, name: str) -> np.ndarray:
     if np.isnan(history.values).any():
         raise ValueError(f"{name}: history has missing values; align it first (engine.align)")

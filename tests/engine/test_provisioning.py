@@ -61,7 +61,7 @@ def test_cost_to_reach_interpolates_to_the_target_or_says_it_is_not_reached():
 
 # --- backcasts --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["baseline", "naive"])
+@pytest.mark.parametrize("model", ["baseline", "naive", "seasonal_naive", "prophet"])
 def test_a_vectorised_backcast_serves_what_fitting_at_the_first_origin_and_moving_on_would(model):
     history, first = series(wave(1.5, noise=5)), 300
     fast = create(model, step=STEP).backcast(history, first, 2)
@@ -70,22 +70,34 @@ def test_a_vectorised_backcast_serves_what_fitting_at_the_first_origin_and_movin
     assert [f.start for f in fast] == [f.start for f in slow] == (history.timestamps[first:] + STEP).tolist()
     for f, s in zip(fast, slow, strict=True):
         assert np.allclose(f.point, s.point)
+    assert fast[-1].start == history.timestamps[-1] + STEP
     # Its bounds are those calibrated at the first origin (a refit at each origin slides them a little).
     spread = fast[0].quantiles - fast[0].point
     assert all(np.allclose(f.quantiles - f.point, spread) for f in fast)
     assert np.allclose(fast[0].quantiles, slow[0].quantiles)
 
 
-@pytest.mark.parametrize("model", ["baseline", "naive", "seasonal_naive"])
+@pytest.mark.parametrize("model", ["baseline", "naive", "seasonal_naive", "auto"])
 def test_a_backcast_never_looks_ahead(model):
-    values, first = wave(2.5, seed=3), 400
-    tape = create(model, step=STEP).backcast(series(values), first, 1)
+    values, first = wave(3.5, seed=3), 400
+    params = {"candidates": ["naive", "seasonal_naive", "baseline"]} if model == "auto" else {}
+    tape = create(model, step=STEP, **params).backcast(series(values), first, 1)
     changed = values.copy()
     changed[first + 50:] *= 3  # a different future from origin first + 50 on
-    other = create(model, step=STEP).backcast(series(changed), first, 1)
+    other = create(model, step=STEP, **params).backcast(series(changed), first, 1)
     for j in range(50):  # every forecast made before the change is the same
         assert np.allclose(tape[j].quantiles, other[j].quantiles), j
-    assert not np.allclose(tape[60].quantiles, other[60].quantiles)
+    assert not np.allclose(tape[-1].quantiles, other[-1].quantiles)  # a day past the change, every rule sees it
+
+
+def test_auto_backcasts_with_the_choice_made_at_the_first_origin():
+    values, first = wave(2.5, seed=4), 400
+    auto = create("auto", step=STEP, candidates=["naive", "seasonal_naive", "baseline"])
+    tape = auto.backcast(series(values), first, 2)
+    chosen = create("auto", step=STEP, candidates=["naive", "seasonal_naive", "baseline"]).fit(
+        series(values[: first + 1]))
+    assert {f.model for f in tape} == {chosen.label}
+    assert np.allclose(tape[0].quantiles, chosen.predict(2).quantiles)  # at `first`: the fitted model's forecast
 
 
 # --- the answer each plan serves --------------------------------------------------------------------
