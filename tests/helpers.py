@@ -82,3 +82,16 @@ def sample_value(exposition: str, name: str, **labels) -> float | None:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return s.value
     return None
+
+
+async def provisioned(app, timeout: float = 60.0) -> None:
+    """Wait until every tracked workload's first provisioning replay has ended (a choice, or the note of a
+    cold start or failure): from then on its answers no longer change with the plan."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.05)):
+        snaps = app.store.all()
+        if snaps and all(s.trigger.slo is None or s.provisioning is not None or s.provisioning_note for s in snaps):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no provisioning replay ended within {timeout}s")

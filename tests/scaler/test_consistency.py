@@ -63,11 +63,14 @@ def test_two_replicas_answer_the_same_from_the_same_data_and_artifact(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             rows = [a.ListWorkloads(admin_pb2.ListWorkloadsRequest(), timeout=10).workloads for a in admins]
-            if all(r and r[0].model_version and r[0].HasField("served_value") for r in rows):
+            # ... and each has replayed the workload to choose its plan, so both serve the same one.
+            if all(r and r[0].model_version and r[0].HasField("served_value") and r[0].provisioning.replayed_hours
+                   for r in rows):
                 break
             assert time.monotonic() < deadline, rows
             time.sleep(0.2)
         assert rows[0][0].model_version == rows[1][0].model_version  # the same trained model
+        assert rows[0][0].provisioning.plan == rows[1][0].provisioning.plan  # the same replay, the same choice
         if STEP - time.time() % STEP < 3:
             time.sleep(4)  # not across a step boundary: both answers must see the same lead window
         values = [s.GetMetrics(request, timeout=10).metricValues[0] for s in scalers]

@@ -9,7 +9,7 @@ import pytest
 
 from helios.scaler.pb import externalscaler_pb2 as pb
 
-from ..helpers import daily_wave, fast_settings, sample_value, write_trace
+from ..helpers import daily_wave, fast_settings, provisioned, sample_value, write_trace
 
 DEMO = {"source": "demo", "targetValue": "50", "scalerAddress": "helios.helios:6000"}
 
@@ -157,8 +157,11 @@ async def test_a_source_outage_serves_the_last_forecast_then_unavailable_then_re
 ):
     path = write_trace(tmp_path / "web.csv", daily_wave())
     settings = fast_settings(metrics={"refresh_interval": 0.2, "staleness_limit": 1.5})
-    client = client_for(await start_app(settings))
+    app = await start_app(settings)
+    client = client_for(app)
     md = {"source": "file", "path": str(path), "targetValue": "10"}
+    await client.get_metrics(md)
+    await provisioned(app)  # the plan is chosen: the answer now moves only with the data
     before = (await client.get_metrics(md)).metricValueFloat
     labels = {"namespace": "shop", "scaledobject": "web"}
 
