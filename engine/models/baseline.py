@@ -77,7 +77,6 @@ class BaselineModel(Forecaster):
             point=point, quantiles=point + offsets(s["error_quantiles"], horizon, levels), levels=levels,
         )
 
-
     def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
         """As Forecaster.backcast, vectorised: the rule's level and slope at every origin come from
         running sums (each uses only the samples up to its origin); the error quantiles are those

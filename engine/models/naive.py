@@ -50,7 +50,6 @@ class NaiveModel(Forecaster):
             point=point, quantiles=point + offsets(s["error_quantiles"], horizon, levels), levels=levels,
         )
 
-
     def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
         """As Forecaster.backcast, vectorised: the last value at each origin, with the error quantiles
         calibrated at `first`."""
@@ -106,7 +105,6 @@ class SeasonalNaiveModel(NaiveModel):
             "season": season,
             "seasonal": True,
         }
-
 
     def backcast(self, history: Series, first: int, horizon: int) -> list[Forecast]:
         """As Forecaster.backcast, vectorised: the last season before each origin, repeated, with the error

@@ -30,10 +30,6 @@ class Point:
     underprovisioned_fraction: float
     unserved_fraction: float
 
-    @classmethod
-    def of(cls, outcome) -> Point:
-        return cls(outcome.replica_hours, outcome.underprovisioned_fraction, outcome.unserved_fraction)
-
 
 def at_cost(curve: Sequence[Point], replica_hours: float, shortfall: str) -> float:
     """The curve's shortfall at `replica_hours`, linear between its points. Beyond its ends the end

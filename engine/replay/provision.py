@@ -81,17 +81,6 @@ class Choice:
     def made_for(self, slo: SLO | None, cluster: Cluster) -> bool:
         return slo == self.slo and cluster == self.cluster
 
-    def as_dict(self) -> dict:
-        """JSON-ready, for the snapshot's model details and the admin API."""
-        def outcome(r: Replayed) -> dict:
-            return {"plan": r.plan.label, "shortfall": r.underprovisioned_fraction, "unserved": r.unserved_fraction,
-                    "replica_hours": r.replica_hours,
-                    "replica_hours_vs_reactive": r.replica_hours / self.reactive_replica_hours
-                    if self.reactive_replica_hours else None}
-        return {"plan": self.plan.label, "basis": self.plan.basis, "attainable": self.attainable,
-                "replayed_hours": self.replayed_seconds / 3600, "chosen": outcome(self.replayed),
-                "headroom": outcome(self.headroom), "reason": self.reason}
-
 
 class TapePolicy:
     """What GetMetrics would have answered at each past poll under `plan`: the forecast made at the
@@ -170,8 +159,10 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
 
 def _coverage(tape: Sequence[Forecast], actual) -> float:
     """Share of next-step actuals inside each origin's 80 % interval (the last origin has none)."""
-    inside = [lo <= y <= hi for f, y in zip(tape, actual, strict=False)
-              for lo, hi in [(float(f.interval(0.8)[0][0]), float(f.interval(0.8)[1][0]))]]
+    inside = []
+    for f, y in zip(tape, actual, strict=False):
+        lower, upper = f.interval(0.8)
+        inside.append(lower[0] <= y <= upper[0])
     return sum(inside) / len(inside) if inside else float("nan")
 
 

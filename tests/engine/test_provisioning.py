@@ -140,7 +140,7 @@ def test_on_a_forecastable_daily_wave_the_forecast_meets_the_target_for_less_tha
     assert choice.replayed.underprovisioned_fraction <= 0.02
     assert choice.replayed.replica_hours < choice.headroom.replica_hours
     assert choice.replayed_seconds == pytest.approx((len(values) - 1 - first) * STEP)
-    assert choice.as_dict()["chosen"]["plan"] == choice.plan.label
+    assert choice.replayed.plan == choice.plan
     assert 0.6 <= choice.forecast_coverage <= 0.95  # the baseline's 80 % interval, calibrated, in the replay
 
 
