@@ -2,7 +2,7 @@
 
 What it measures
     For each file listed in `<data>/labels.json` (NAB's windows; a file with [] has no anomaly, so any
-    flag there is a false alarm) and each detector, the `helios detect` pipeline (scaler/cmd_detect.py):
+    flag there is a false alarm) and each detector, the `helios detect` pipeline (scaler/tools/detection.py):
     align to 5 minutes, fit on NAB's probationary period (the first 15%, at most 750 steps), score the
     whole series without look-ahead, flag at |score| >= 2.5 (WARNING), raise one alert per excursion
     (flags with fewer than 12 unflagged steps between them; engine/anomaly/alerts.py), judge the alerts
@@ -32,8 +32,8 @@ from helios.engine.anomaly import NAMES, detector_class
 from helios.engine.anomaly.alerts import QUIET_STEPS
 from helios.engine.anomaly.nab import PROBATION_FRACTION
 from helios.engine.errors import HeliosError
-from helios.scaler import cmd_detect
-from helios.scaler.durations import parse_duration
+from helios.scaler.config.durations import parse_duration
+from helios.scaler.tools import detection
 
 REPO = Path(__file__).resolve().parents[1]
 LEARNED, REFERENCES = "xgboost", ("zscore", "threshold")
@@ -63,30 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(args.data)
     step = int(parse_duration(args.step))
     try:
-        labels = cmd_detect.load_labels(str(data / "labels.json"))
+        labels = detection.load_labels(str(data / "labels.json"))
         files = [data / name for name in sorted(labels)]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise ValueError(f"{data}: labelled but missing: {', '.join(missing)}")
-        series = {f.name: cmd_detect.load_series(f, step) for f in files}
+        series = {f.name: detection.load_series(f, step) for f in files}
     except (HeliosError, ValueError) as e:
         return _fail(str(e))
 
     rows = []
     for name, s in series.items():
-        windows = cmd_detect.snap(labels[name], step)
+        windows = detection.snap(labels[name], step)
         for detector in detectors:
             print(f"{name} {detector}", file=sys.stderr)
-            row = cmd_detect.detect_series(name, s, detector_class(detector), windows, args.probation,
+            row = detection.detect_series(name, s, detector_class(detector), windows, args.probation,
                                            args.quiet_steps)
             if row.get("error"):
                 print(f"  error: {row['error']}", file=sys.stderr)
             rows.append(row)
-    totals = cmd_detect.totals(rows, detectors)
+    totals = detection.totals(rows, detectors)
     verdict = _verdict(totals)
 
     if args.format == "json":
-        print(json.dumps(cmd_detect.json_safe({"totals": totals, "target": verdict,
+        print(json.dumps(detection.json_safe({"totals": totals, "target": verdict,
                                                 "files": rows if args.per_file else None}), indent=1))
         return 0
     print(f"Anomaly detection on {len(series)} labelled files of {data} "
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if verdict:
         print(f"\nTarget: {verdict}")
     if args.per_file:
-        print("\n" + cmd_detect.table(rows + totals, args.probation, args.quiet_steps))
+        print("\n" + detection.table(rows + totals, args.probation, args.quiet_steps))
     return 0
 
 

@@ -30,9 +30,9 @@ import yaml
 
 from helios.engine.types import Series
 from helios.scaler.app import HeliosApp
+from helios.scaler.config.settings import load_settings
 from helios.scaler.pb import externalscaler_pb2 as pb
-from helios.scaler.settings import load_settings
-from helios.scaler.training import Job, read_triggers, train_all, train_one
+from helios.scaler.tools.training import Job, read_triggers, train_all, train_one
 
 STEP = 300
 SHAPES = ("daily", "flat", "trend", "spiky")

@@ -27,8 +27,8 @@ from helios.engine import scores
 from helios.engine.align import align
 from helios.engine.backtest import backtest
 from helios.engine.errors import HeliosError
-from helios.scaler.cmd_backtest import native_step
-from helios.scaler.durations import parse_duration
+from helios.scaler.config.durations import parse_duration
+from helios.scaler.tools.traces import native_step
 
 MODELS = ("naive", "seasonal_naive", "baseline", "prophet", "auto")
 ROOT = Path(__file__).resolve().parents[1]

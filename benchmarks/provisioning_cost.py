@@ -24,7 +24,7 @@ from helios.engine.pipeline import choose_provisioning, fit_and_forecast
 from helios.engine.replay.loop import Cluster
 from helios.engine.replay.provision import SLO
 from helios.engine.types import Series
-from helios.scaler.settings import load_settings
+from helios.scaler.config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -41,9 +41,9 @@ from pathlib import Path
 from helios.adapters.file import read_csv
 from helios.engine.replay.frontier import HEADROOMS, SHORTFALLS, Point, at_cost, cost_to_reach, equal_cost_ratio
 from helios.engine.replay.loop import Cluster
-from helios.scaler.cmd_backtest import native_step
-from helios.scaler.settings import load_settings
-from helios.scaler.simulate.compare import Replay, compare, headroom
+from helios.scaler.config.settings import load_settings
+from helios.scaler.tools.simulate.compare import Replay, compare, headroom
+from helios.scaler.tools.traces import native_step
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADROOM_POLICIES = tuple("reactive" if h == 0 else f"reactive+{100 * h:g}%" for h in HEADROOMS)

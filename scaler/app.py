@@ -18,21 +18,21 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from helios.engine.models import MODELS
 
-from .admin import Admin
-from .artifact_store import ArtifactStore
-from .auth import admin_interceptors
-from .exporter import SnapshotCollector
-from .external_scaler import ExternalScaler
-from .insights import Insights
-from .metadata import MetadataParser
+from .config.metadata import MetadataParser
+from .config.settings import Settings
+from .config.sources import build_sources
 from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
-from .refresher import Refresher
-from .runner import ModelRunner
-from .security import add_main_port, health_only_server
-from .settings import Settings
-from .sources import build_sources
-from .state import StateStore
-from .telemetry import Telemetry
+from .runtime.artifact_store import ArtifactStore
+from .runtime.insights import Insights
+from .runtime.refresher import Refresher
+from .runtime.runner import ModelRunner
+from .runtime.state import StateStore
+from .runtime.telemetry import Telemetry
+from .serve.admin import Admin
+from .serve.auth import admin_interceptors
+from .serve.exporter import SnapshotCollector
+from .serve.external_scaler import ExternalScaler
+from .serve.tls import add_main_port, health_only_server
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from . import cmd_backtest, cmd_detect, cmd_simulate, cmd_train
-from .settings import ConfigError, load_settings
+from .config.settings import ConfigError, load_settings
+from .tools import cmd_backtest, cmd_detect, cmd_simulate, cmd_train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"helios: {e}", file=sys.stderr)
         return 2
 
-    from . import logs
+    from .config import logs
     from .app import serve
 
     logs.configure(settings.log_level, settings.log_format)

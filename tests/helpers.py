@@ -12,8 +12,8 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from helios.scaler.app import HeliosApp
+from helios.scaler.config.settings import load_settings
 from helios.scaler.pb import admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
-from helios.scaler.settings import load_settings
 
 STEP = 300
 

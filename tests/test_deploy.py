@@ -20,8 +20,8 @@ from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
 
 from helios.adapters import SOURCES
 from helios.engine.models import MODELS
-from helios.scaler.metadata import KEDA_KEYS, MetadataParser
-from helios.scaler.settings import Settings, load_settings
+from helios.scaler.config.metadata import KEDA_KEYS, MetadataParser
+from helios.scaler.config.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = Path(__file__).parent / "data/schemas"
@@ -351,7 +351,7 @@ def test_example_triggers_are_valid_helios_metadata(path):
 
 
 def test_the_main_example_uses_every_metadata_key_helios_accepts():
-    from helios.scaler.metadata import _COMMON_ALIASES  # the common keys, whatever the source
+    from helios.scaler.config.metadata import _COMMON_ALIASES  # the common keys, whatever the source
     (metadata,) = [t["metadata"] for src, _, t in external_triggers() if src.endswith("scaledobject-demo.yaml")]
     text = (ROOT / "manifests/examples/scaledobject-demo.yaml").read_text()
     # An alternative to a key in use (quantile instead of targetShortfall) is shown commented out.

@@ -14,9 +14,9 @@ from helios.adapters.azure import AzureMonitorSource, AzureParams, AzureQuery
 from helios.adapters.contract import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
-from helios.scaler.metadata import InvalidMetadata, MetadataParser
-from helios.scaler.settings import ConfigError, load_settings
-from helios.scaler.sources import build_sources
+from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.config.settings import ConfigError, load_settings
+from helios.scaler.config.sources import build_sources
 
 from .contract import ABSENT, RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.azure_metrics import TOKEN, AzureMetricsServer

@@ -17,9 +17,9 @@ from helios.adapters.cloudwatch import CloudWatchParams, CloudWatchQuery, CloudW
 from helios.adapters.contract import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
-from helios.scaler.metadata import InvalidMetadata, MetadataParser
-from helios.scaler.settings import ConfigError, load_settings
-from helios.scaler.sources import build_sources
+from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.config.settings import ConfigError, load_settings
+from helios.scaler.config.sources import build_sources
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.ramp import Ramp, served_forecast

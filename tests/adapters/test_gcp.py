@@ -22,9 +22,9 @@ from helios.adapters.contract import RetryPolicy
 from helios.adapters.gcp import GcpMonitoringSource, GcpParams, GcpQuery
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
-from helios.scaler.metadata import InvalidMetadata, MetadataParser
-from helios.scaler.settings import load_settings
-from helios.scaler.sources import build_sources
+from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.config.settings import load_settings
+from helios.scaler.config.sources import build_sources
 
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.gcp_monitoring import MetricServiceServer, StoredSeries

@@ -15,9 +15,9 @@ from moto.server import ThreadedMotoServer
 from helios.engine.artifacts import bundle
 from helios.engine.models import create
 from helios.engine.types import Series
-from helios.scaler.artifact_store import ArtifactStore
 from helios.scaler.cli import main
 from helios.scaler.pb import admin_pb2
+from helios.scaler.runtime.artifact_store import ArtifactStore
 
 from ..helpers import daily_wave, fast_settings, write_trace
 from .test_train import scaled_object

@@ -1,8 +1,8 @@
 import pytest
 
 from helios.scaler.cli import main
-from helios.scaler.durations import format_duration, parse_duration
-from helios.scaler.settings import ConfigError, load_settings
+from helios.scaler.config.durations import format_duration, parse_duration
+from helios.scaler.config.settings import ConfigError, load_settings
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("5m", 300), ("1h30m", 5400), ("2d", 172800),

@@ -24,8 +24,8 @@ from helios.engine.models import MODELS
 from helios.engine.models.naive import NaiveModel
 from helios.engine.types import Series
 from helios.scaler import app as app_module
-from helios.scaler.runner import ModelRunner
-from helios.scaler.state import answer
+from helios.scaler.runtime.runner import ModelRunner
+from helios.scaler.runtime.state import answer
 
 from ..helpers import STEP, daily_wave, fast_settings, write_trace
 

@@ -195,7 +195,7 @@ async def test_list_models_shows_the_catalogue_and_every_fitted_model(start_app,
 
 
 async def test_each_call_logs_a_summary_without_its_payload(start_app, client_for, caplog):
-    caplog.set_level(logging.DEBUG, logger="helios.scaler.calls")
+    caplog.set_level(logging.DEBUG, logger="helios.scaler.serve.calls")
     client = client_for(await start_app(settings()))
     await client.admin.Detect(pb.DetectRequest(series=pb_series(spiky(n=200))), timeout=10)
     with pytest.raises(grpc.aio.AioRpcError):

@@ -2,8 +2,8 @@ import pytest
 
 from helios.adapters import SOURCES
 from helios.engine.models import MODELS
-from helios.scaler.metadata import METRIC_NAME, InvalidMetadata, MetadataParser
-from helios.scaler.settings import load_settings
+from helios.scaler.config.metadata import METRIC_NAME, InvalidMetadata, MetadataParser
+from helios.scaler.config.settings import load_settings
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from helios.engine.replay.provision import SLO, Choice, Replayed
 from helios.engine.tracking import ForecastError
 from helios.engine.types import Forecast
 from helios.scaler.cli import main
-from helios.scaler.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
+from helios.scaler.config.settings import ConfigError, load_settings
+from helios.scaler.config.sources import SOURCES
 from helios.scaler.pb import admin_pb2 as pb
-from helios.scaler.settings import ConfigError, load_settings
-from helios.scaler.sources import SOURCES
-from helios.scaler.state import Snapshot, answer
+from helios.scaler.runtime.state import Snapshot, answer
 
 from ..helpers import daily_wave, fast_settings, sample_value, write_trace
 

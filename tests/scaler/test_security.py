@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from helios.scaler.auth import REFUSED
 from helios.scaler.cli import main as cli_main
+from helios.scaler.config.settings import ConfigError, load_settings
 from helios.scaler.pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
-from helios.scaler.settings import ConfigError, load_settings
+from helios.scaler.serve.auth import REFUSED
 
 from ..helpers import fast_settings, sample_value
 from .test_grpcurl import GRPCURL
@@ -199,7 +199,7 @@ async def test_a_renewed_certificate_is_served_without_a_restart(start_app, tmp_
     assert (await status_with(first), await status_with(second)) == (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.OK)
 
     # A renewal gone wrong (a key that is not the certificate's) keeps the last good certificate.
-    with caplog.at_level(logging.ERROR, logger="helios.scaler.security"):
+    with caplog.at_level(logging.ERROR, logger="helios.scaler.config.security"):
         install(second.issue("helios-3", server=True).cert.read_bytes(), first.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         assert await status_with(second) == grpc.StatusCode.OK
@@ -294,7 +294,7 @@ async def test_admin_api_accepts_only_valid_api_keys_and_tokens(start_app, pki, 
         "not a bearer scheme": ((("authorization", f"Basic {API_KEY}"),), refused),
         "garbage token": ((("authorization", "Bearer not.a.jwt"),), refused),
     }
-    with caplog.at_level(logging.WARNING, logger="helios.scaler.auth"):
+    with caplog.at_level(logging.WARNING, logger="helios.scaler.serve.auth"):
         results = {name: await list_workloads(app.grpc_port, md) for name, (md, _) in cases.items()}
     expected = {name: (want, "") if want == ok else want for name, (_, want) in cases.items()}
     assert results == expected

@@ -13,10 +13,10 @@ from helios.engine.replay.loop import Cluster
 from helios.engine.replay.pods import Pods
 from helios.engine.types import Series
 from helios.scaler.cli import main
-from helios.scaler.metadata import MetadataParser
-from helios.scaler.settings import load_settings
-from helios.scaler.simulate.compare import Replay, compare
-from helios.scaler.simulate.policies import ForecastTape, Helios, Reactive
+from helios.scaler.config.metadata import MetadataParser
+from helios.scaler.config.settings import load_settings
+from helios.scaler.tools.simulate.compare import Replay, compare
+from helios.scaler.tools.simulate.policies import ForecastTape, Helios, Reactive
 
 from ..helpers import write_trace
 

@@ -3,8 +3,8 @@
 import pytest
 
 from helios.adapters.prometheus import PrometheusSource
-from helios.scaler.settings import ConfigError, load_settings
-from helios.scaler.sources import build_sources
+from helios.scaler.config.settings import ConfigError, load_settings
+from helios.scaler.config.sources import build_sources
 
 
 def test_prometheus_is_built_with_its_connection_settings_and_the_grid_step(tmp_path):

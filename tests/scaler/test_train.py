@@ -8,9 +8,9 @@ import pytest
 import yaml
 from distributed import LocalCluster
 
-from helios.scaler.artifact_store import ArtifactStore
 from helios.scaler.cli import main
 from helios.scaler.pb import admin_pb2
+from helios.scaler.runtime.artifact_store import ArtifactStore
 
 from ..helpers import daily_wave, fast_settings, sample_value, write_trace
 

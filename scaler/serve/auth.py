@@ -16,8 +16,8 @@ import grpc
 import jwt
 from prometheus_client import CollectorRegistry, Counter
 
-from .pb import admin_pb2
-from .security import SecuritySettings, load_api_key_digests, load_hmac_secret, load_rsa_public_key
+from ..config.security import SecuritySettings, load_api_key_digests, load_hmac_secret, load_rsa_public_key
+from ..pb import admin_pb2
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,15 @@ from helios.engine.recommend import Recommendation, WorkloadInputs, recommend
 from helios.engine.replay.provision import GUARD_DROP
 from helios.engine.types import Forecast, Series
 
+from ..config.settings import Settings
+from ..pb import admin_pb2 as pb
+from ..pb import admin_pb2_grpc as pb_grpc
+from ..runtime.insights import Insights
+from ..runtime.runner import FitTimeout, ModelRunner, WorkerDied
+from ..runtime.state import AnomalyReading, Availability, Snapshot, StateStore, answer, plan_for
+from ..runtime.telemetry import Telemetry
 from . import admin_inputs as inputs
 from .calls import CallError, unary
-from .insights import Insights
-from .pb import admin_pb2 as pb
-from .pb import admin_pb2_grpc as pb_grpc
-from .runner import FitTimeout, ModelRunner, WorkerDied
-from .settings import Settings
-from .state import AnomalyReading, Availability, Snapshot, StateStore, answer, plan_for
-from .telemetry import Telemetry
 
 
 class Admin(pb_grpc.AdminServicer):

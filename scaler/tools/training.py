@@ -27,9 +27,9 @@ from helios.engine.artifacts import bundle
 from helios.engine.backtest import backtest
 from helios.engine.models import MODELS, create
 
-from .artifact_store import ArtifactStore
-from .metadata import MetadataParser, TriggerSpec
-from .settings import ModelsSettings, Settings
+from ..config.metadata import MetadataParser, TriggerSpec
+from ..config.settings import ModelsSettings, Settings
+from ..runtime.artifact_store import ArtifactStore
 
 log = logging.getLogger(__name__)
 

@@ -1,31 +1,20 @@
-"""`helios detect PATH...`: run anomaly detectors over `timestamp,value` CSVs and, given labels, judge them.
+"""Anomaly detectors judged on series: the protocol `helios detect` and benchmarks/anomaly_detection.py share.
 
-Protocol, close to NAB's: each series is aligned to `--step`; each detector is fitted on the first
-part of the series (NAB's probationary period: 15%, at most 750 steps; the whole series when that is
-0 steps) and then scores the whole series, one step at a time without look-ahead. The fitted part is
-not judged: alerts, score summaries and metrics cover the steps after it. Detection is unsupervised:
-labels only judge the alerts, they never fit a detector or pick its threshold.
+Close to NAB's: each detector is fitted on the first part of the series (NAB's probationary period:
+15%, at most 750 steps; the whole series when that is 0 steps) and then scores the whole series, one
+step at a time without look-ahead. The fitted part is not judged: alerts, score summaries and metrics
+cover the steps after it. Detection is unsupervised: labels only judge the alerts, they never fit a
+detector or pick its threshold.
 
-Flags and alerts (the same for every detector): a step is flagged when its severity
-(engine.anomaly.base) is at least WARNING, i.e. |score| >= 2.5. Flags with fewer than `--quiet-steps`
-(12) unflagged steps between them form one excursion, which raises one alert, at its first flag
-(engine.anomaly.alerts): an incident is news once, not on each of its steps. Precision, recall, F1
-and the NAB score judge the alerts; `--quiet-steps 0` judges every flagged step, as NAB's runner does.
-
-Labels: a JSON object {CSV file name: [[start, end], ...]} with inclusive ISO-8601 timestamps (NAB's
-combined_windows.json). Each window is widened to the grid steps holding its first and last
-timestamps. Metrics (engine.anomaly.nab): event-level precision, recall and F1, and the NAB score,
-standard profile. Each detector's total row averages precision, recall and F1 over the labelled
-series where they are defined, and computes the NAB score of the whole corpus (raw, null and perfect
-scores summed first, as NAB does).
+A step is flagged when its severity (engine.anomaly.base) is at least WARNING. Flags with fewer than
+`quiet_steps` unflagged steps between them form one excursion, which raises one alert, at its first
+flag (engine.anomaly.alerts). Windows are widened to the grid steps holding their ends (`snap`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -35,7 +24,6 @@ import numpy as np
 
 from helios.adapters.file import read_csv
 from helios.engine.align import align
-from helios.engine.anomaly import NAMES, detector_class
 from helios.engine.anomaly.alerts import QUIET_STEPS, excursions
 from helios.engine.anomaly.base import Severity
 from helios.engine.anomaly.nab import (
@@ -49,80 +37,10 @@ from helios.engine.anomaly.nab import (
 from helios.engine.errors import HeliosError
 from helios.engine.types import Series
 
-from .durations import parse_duration
-
-DEFAULT_DETECTORS = "xgboost,zscore,threshold"
 TOTAL = "TOTAL"
+
+
 Windows = list[tuple[int, int]]
-
-
-def register(commands) -> None:
-    p = commands.add_parser("detect", help="anomaly detection on CSV series, judged against labelled windows")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="timestamp,value CSV files or folders of them")
-    p.add_argument("--detectors", default=DEFAULT_DETECTORS,
-                   help=f"comma-separated names (default {DEFAULT_DETECTORS})")
-    p.add_argument("--labels", metavar="FILE", help="JSON {file name: [[start, end], ...]}: adds precision, recall, "
-                   "F1 and the NAB score")
-    p.add_argument("--step", default="5m", help="grid the series are aligned to (default 5m)")
-    p.add_argument("--probation", type=float, default=PROBATION_FRACTION,
-                   help="share of each series to fit on and not judge, capped as in NAB at 5000 x share steps "
-                   "(default 0.15: at most 750 steps)")
-    p.add_argument("--quiet-steps", type=int, default=QUIET_STEPS,
-                   help=f"steps without a flag that end an excursion; one alert per excursion (default "
-                   f"{QUIET_STEPS}; 0: every flagged step is an alert)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    unknown = [d for d in detectors if d not in NAMES]
-    if unknown or not detectors:
-        return _fail(f"--detectors: unknown {', '.join(unknown) or '(none given)'}; available: {', '.join(NAMES)}")
-    if not 0 <= args.probation < 1:
-        return _fail(f"--probation must be in [0, 1), got {args.probation}")
-    if args.quiet_steps < 0:
-        return _fail(f"--quiet-steps must be >= 0, got {args.quiet_steps}")
-    try:
-        step = int(parse_duration(args.step))
-        if step < 1:
-            raise ValueError(f"--step must be at least 1s, got {args.step!r}")
-        labels = load_labels(args.labels) if args.labels else None
-        files = csv_files(args.paths)
-        twice = sorted({f.name for f in files if [g.name for g in files].count(f.name) > 1})
-        if twice:  # rows and labels go by file name
-            raise ValueError(f"more than one file named {', '.join(twice)}")
-        series = {f.name: load_series(f, step) for f in files}
-    except (HeliosError, ValueError) as e:
-        return _fail(str(e))
-    rows = []
-    for name, s in series.items():
-        windows = snap(labels[name], step) if labels is not None and name in labels else None
-        for detector in detectors:
-            row = detect_series(name, s, detector_class(detector), windows, args.probation, args.quiet_steps)
-            if row.get("error"):
-                print(f"helios detect: {name}: {detector}: {row['error']}", file=sys.stderr)
-            rows.append(row)
-    rows += totals(rows, detectors)
-    print(json.dumps(json_safe(rows), indent=1) if args.format == "json"
-          else table(rows, args.probation, args.quiet_steps))
-    return 1 if any(r.get("error") for r in rows) else 0
-
-
-def csv_files(paths: Sequence[str]) -> list[Path]:
-    """The CSV files named, and those directly inside the folders named, in order."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(p.glob("*.csv"))
-            if not found:
-                raise ValueError(f"{p}: no .csv files in this folder")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ValueError(f"{p}: no such file or folder")
-    return files
 
 
 def load_series(path: Path, step: int) -> Series:
@@ -216,6 +134,42 @@ def totals(rows: list[dict], detectors: Sequence[str]) -> list[dict]:
     return out
 
 
+def _metrics(counts: EventCounts, nab: NabScore) -> dict:
+    return {"windows": counts.windows, "detected": counts.detected, "false_positive_events": counts.false_positives,
+            "precision": counts.precision, "recall": counts.recall, "f1": counts.f1, "nab": nab.normalized,
+            "nab_raw": nab.raw, "nab_null": nab.null, "nab_perfect": nab.perfect}
+
+
+def _window(pair) -> tuple[int, int]:
+    if isinstance(pair, str) or len(pair) != 2:
+        raise ValueError(f"a window must be [start, end], got {pair!r}")
+    start, end = (_timestamp(t) for t in pair)
+    if end < start:
+        raise ValueError(f"window {pair!r} ends before it starts")
+    return start, end
+
+
+def _timestamp(value) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    moment = datetime.fromisoformat(str(value))
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def _peak(scores: np.ndarray) -> float:
+    """The score of largest magnitude, with its sign."""
+    return float(scores[int(np.nanargmax(np.abs(scores)))])
+
+
+def _nanmean(values: list[float]) -> float:
+    present = [v for v in values if not math.isnan(v)]
+    return sum(present) / len(present) if present else math.nan
+
+
+def _iso(ts) -> str:
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 COLUMNS = ("series", "detector", "steps", "flagged steps", "alerts", "max abs score", "P", "R", "F1",
            "windows hit", "FP events", "NAB")
 
@@ -242,43 +196,11 @@ def table(rows: list[dict], probation: float = PROBATION_FRACTION, quiet_steps: 
     return "\n".join(lines)
 
 
-def _metrics(counts: EventCounts, nab: NabScore) -> dict:
-    return {"windows": counts.windows, "detected": counts.detected, "false_positive_events": counts.false_positives,
-            "precision": counts.precision, "recall": counts.recall, "f1": counts.f1, "nab": nab.normalized,
-            "nab_raw": nab.raw, "nab_null": nab.null, "nab_perfect": nab.perfect}
-
-
-def _window(pair) -> tuple[int, int]:
-    if isinstance(pair, str) or len(pair) != 2:
-        raise ValueError(f"a window must be [start, end], got {pair!r}")
-    start, end = (_timestamp(t) for t in pair)
-    if end < start:
-        raise ValueError(f"window {pair!r} ends before it starts")
-    return start, end
-
-
-def _timestamp(value) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    moment = datetime.fromisoformat(str(value))
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
-
-
 def _describe(windows: list[dict]) -> str:
     if not windows:
         return "0"
     top = max(windows, key=lambda w: abs(w["peak_score"]))
     return f"{len(windows)}; peak {top['start']} .. {top['end']} {top['severity']} {top['peak_score']:.1f}"
-
-
-def _peak(scores: np.ndarray) -> float:
-    """The score of largest magnitude, with its sign."""
-    return float(scores[int(np.nanargmax(np.abs(scores)))])
-
-
-def _nanmean(values: list[float]) -> float:
-    present = [v for v in values if not math.isnan(v)]
-    return sum(present) / len(present) if present else math.nan
 
 
 def _num(value, digits: int) -> str:
@@ -294,12 +216,3 @@ def json_safe(value):
     if isinstance(value, list):
         return [json_safe(v) for v in value]
     return value
-
-
-def _iso(ts) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _fail(message: str) -> int:
-    print(f"helios detect: {message}", file=sys.stderr)
-    return 2

@@ -3,7 +3,7 @@
 Triggers name a source and its query; where that source lives and which credentials reach it is the
 operator's, configured once here (secrets best through the environment, e.g.
 HELIOS_SOURCES__PROMETHEUS__BEARER_TOKEN, or a mounted file). Each subsection's keys, less the shared
-retry keys, are the keyword arguments of that source's adapter (see scaler/sources.py).
+retry keys, are the keyword arguments of that source's adapter (see scaler/config/sources.py).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from helios.engine.recommend import Action, LastAction, Recommendation, Workload
 from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
+from ..config.settings import Settings
 from .runner import ModelRunner
-from .settings import Settings
 from .state import AnomalyReading, Availability, Snapshot, StateStore, WorkloadKey, answer
 from .telemetry import Telemetry
 

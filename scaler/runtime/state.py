@@ -15,7 +15,7 @@ from helios.engine.replay.provision import Choice, guarded
 from helios.engine.tracking import ForecastError
 from helios.engine.types import Forecast, Series
 
-from .metadata import TriggerSpec
+from ..config.metadata import TriggerSpec
 
 WorkloadKey = tuple[str, str, str]  # namespace, ScaledObject name, metric name
 

@@ -12,9 +12,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from helios.engine.types import Forecast, Series
 
+from ..config.durations import parse_duration
+from ..pb import admin_pb2 as pb
 from .calls import CallError
-from .durations import parse_duration
-from .pb import admin_pb2 as pb
 
 MAX_SAMPLES = 20_000  # an ad-hoc series: about 70 days at 5 minutes
 MAX_HORIZON_STEPS = 2016  # a week at 5 minutes

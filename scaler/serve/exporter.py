@@ -15,8 +15,8 @@ from prometheus_client.registry import Collector
 
 from helios.engine.demand import interval_confidence
 
-from .settings import Settings
-from .state import Availability, Snapshot, StateStore, answer
+from ..config.settings import Settings
+from ..runtime.state import Availability, Snapshot, StateStore, answer
 
 LABELS = ["namespace", "scaledobject", "metric"]
 
@@ -110,7 +110,7 @@ def _provisioning(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snap
 
 
 def _insights(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot) -> None:
-    """What scaler/insights.py derived after the latest forecast."""
+    """What scaler/runtime/insights.py derived after the latest forecast."""
     if snap.forecast_error is not None and snap.forecast_error.matured:
         e = snap.forecast_error
         g["helios_forecast_matured"].add_metric(labels, e.matured)

@@ -15,8 +15,9 @@ from helios.engine.errors import HeliosError
 from helios.engine.models import MODELS, create
 from helios.engine.types import Series
 
-from .durations import parse_duration
+from ..config.durations import parse_duration
 from .tables import markdown_table
+from .traces import csv_files, native_step
 
 COLUMNS = ("series", "model", "horizon_steps", "mae", "mape", "smape", "mase", "coverage_80", "pinball_90",
            "fit_seconds", "predict_seconds")
@@ -74,31 +75,6 @@ def run(args: argparse.Namespace) -> int:
         row.pop("origins", None)
     print(json.dumps(rows, indent=1) if args.format == "json" else table(rows))
     return 0
-
-
-def native_step(trace: Series) -> int:
-    """The most common sampling step of a trace: a 30-minute or daily series is forecast on its own
-    grid, not on an interpolated 5-minute one."""
-    import numpy as np
-
-    if len(trace) < 2:
-        return 300
-    steps, counts = np.unique(np.diff(trace.timestamps), return_counts=True)
-    return int(steps[counts.argmax()])
-
-
-def csv_files(paths: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(p.glob("*.csv"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ValueError(f"{p}: no such file or folder")
-    if not files:
-        raise ValueError(f"no .csv files in {', '.join(paths)}")
-    return files
 
 
 def table(rows: list[dict]) -> str:

@@ -14,8 +14,8 @@ from helios.engine.replay.loop import Cluster, Demand, Run, simulate
 from helios.engine.replay.provision import Choice
 from helios.engine.types import Series
 
-from ..metadata import MetadataParser
-from ..settings import Settings
+from ...config.metadata import MetadataParser
+from ...config.settings import Settings
 from .policies import ForecastTape, Helios, Oracle, Reactive
 
 BENCHMARKS = ("reactive", "oracle")  # the policies that are not a Helios model

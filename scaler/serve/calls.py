@@ -13,9 +13,9 @@ import time
 
 import grpc
 
-from .metadata import InvalidMetadata
-from .state import Answer, Availability
-from .telemetry import Telemetry
+from ..config.metadata import InvalidMetadata
+from ..runtime.state import Answer, Availability
+from ..runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from helios.engine.errors import HeliosError
 from helios.engine.replay.hpa import Behavior
 from helios.engine.replay.loop import Cluster
 
-from .cmd_backtest import csv_files, native_step
-from .durations import parse_duration
-from .metadata import InvalidMetadata
-from .settings import ConfigError, load_settings
+from ..config.durations import parse_duration
+from ..config.metadata import InvalidMetadata
+from ..config.settings import ConfigError, load_settings
 from .simulate.compare import Replay, check_policy, compare, policy_names
 from .tables import markdown_table
+from .traces import csv_files, native_step
 
 COLUMNS = ("trace", "policy", "underprovisioned_fraction", "unserved_fraction", "replica_hours", "overprovision_mean",
            "scale_events")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from helios.engine.errors import HeliosError
 
-from .metadata import InvalidMetadata
-from .settings import ConfigError, load_settings
+from ..config.metadata import InvalidMetadata
+from ..config.settings import ConfigError, load_settings
 from .training import Progress, read_triggers, train_all
 
 

@@ -13,14 +13,14 @@ from collections.abc import Callable
 
 import grpc
 
+from ..config.metadata import MetadataParser, TriggerSpec
+from ..config.settings import Settings
+from ..pb import externalscaler_pb2 as pb
+from ..pb import externalscaler_pb2_grpc as pb_grpc
+from ..runtime.refresher import Refresher
+from ..runtime.state import Answer, Availability, StateStore
+from ..runtime.telemetry import Telemetry
 from .calls import CallError, streaming, unary, unavailable_answer
-from .metadata import MetadataParser, TriggerSpec
-from .pb import externalscaler_pb2 as pb
-from .pb import externalscaler_pb2_grpc as pb_grpc
-from .refresher import Refresher
-from .settings import Settings
-from .state import Answer, Availability, StateStore
-from .telemetry import Telemetry
 
 
 class ExternalScaler(pb_grpc.ExternalScalerServicer):

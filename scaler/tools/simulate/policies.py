@@ -18,9 +18,9 @@ from helios.engine.pipeline import choose_provisioning, fit_and_forecast, update
 from helios.engine.replay.loop import Demand
 from helios.engine.types import Series
 
-from ..metadata import TriggerSpec
-from ..settings import MetricsSettings, ModelsSettings, ProvisioningSettings
-from ..state import Availability, Snapshot, answer
+from ...config.metadata import TriggerSpec
+from ...config.settings import MetricsSettings, ModelsSettings, ProvisioningSettings
+from ...runtime.state import Availability, Snapshot, answer
 
 
 class Reactive:

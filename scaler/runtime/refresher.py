@@ -21,11 +21,11 @@ from helios.engine.artifacts import open_bundle
 from helios.engine.errors import ArtifactError, HeliosError, InsufficientData, NoData, SourceError, SourceUnavailable
 from helios.engine.types import Series
 
+from ..config.metadata import TriggerSpec
+from ..config.settings import Settings
 from .artifact_store import ArtifactStore
 from .insights import Insights
-from .metadata import TriggerSpec
 from .runner import ModelRunner
-from .settings import Settings
 from .state import Snapshot, StateStore, WorkloadKey
 from .telemetry import Telemetry
 
