@@ -31,10 +31,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from pydantic import BaseModel, Field
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
-from .contract import MetricQuery, QueryAdapter, RawSeries
+from .grid import RawSeries
+from .metrics import MetricQuery
+from .query import QueryAdapter
 
 Aggregation = Literal["Average", "Total", "Maximum", "Minimum", "Count"]
 # The time grains Azure Monitor accepts, in seconds (PT1M ... P1D).
@@ -68,6 +71,18 @@ class AzureParams:
     filter: str = ""
 
 
+class AzureSettings(BaseModel):
+    """Azure Monitor. Credentials: DefaultAzureCredential (workload identity on AKS, managed identity)."""
+
+    subscription_id: str = ""  # with resource_group, completes resources given by name
+    resource_group: str = ""
+    cluster: str = ""  # the AKS cluster (name or resource ID) whose node metrics make the container frame
+    endpoint: str = ARM  # Azure Resource Manager; a sovereign cloud's own
+    ca_file: str = ""  # PEM of a CA to trust besides the system's (a proxy, a test server)
+    max_series: int = Field(100, ge=1)  # series one split `filter` may return
+    queries: dict[str, AzureQuery] = {}
+
+
 def _q(resource: str, metric: str, aggregation: Aggregation = "Average", scale: float = 1.0, **kw) -> MetricQuery:
     return MetricQuery(AzureQuery(resource, metric, aggregation, scale, **kw))
 
@@ -95,6 +110,7 @@ _PROVIDERS = {
 class AzureMonitorSource(QueryAdapter):
     name: ClassVar[str] = "azure"
     Params: ClassVar[type] = AzureParams
+    Settings: ClassVar[type[BaseModel]] = AzureSettings
     queries = STANDARD_QUERIES
 
     def __init__(self, *, subscription_id: str = "", resource_group: str = "", cluster: str = "",

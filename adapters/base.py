@@ -11,6 +11,11 @@ class MetricSource(Protocol):
     `Params` is a frozen dataclass of the trigger-metadata keys this source reads (snake_case here,
     camelCase in the ScaledObject: `server_address` is `serverAddress`). The scaler validates the
     metadata into it and hands the instance back to `fetch`.
+
+    A source the operator configures also has `Settings`, a pydantic model of its own keys under
+    `sources.<name>` (a URL, credentials, its `queries`); the scaler adds the keys every source shares
+    (timeouts, retries, gap filling) and passes them all to the source's constructor as keyword
+    arguments. A source without `Settings` (demo, file) has no section and is built with none.
     """
 
     name: ClassVar[str]

@@ -28,10 +28,13 @@ from botocore.exceptions import (
     ParamValidationError,
     PartialCredentialsError,
 )
+from pydantic import BaseModel
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
-from .contract import MetricQuery, QueryAdapter, RawSeries
+from .grid import RawSeries
+from .metrics import MetricQuery
+from .query import QueryAdapter
 
 Stat = Literal["Average", "Sum", "Minimum", "Maximum", "SampleCount", "p50", "p90", "p95", "p99"]
 _AUTH_CODES = {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId",
@@ -61,6 +64,16 @@ class CloudWatchParams:
     metric: str
     dimensions: str = ""
     stat: Stat = "Average"
+
+
+class CloudWatchSettings(BaseModel):
+    """CloudWatch. Credentials: boto3's default chain (IRSA on EKS, environment, instance profile)."""
+
+    region: str = ""  # default: boto3's (AWS_REGION, the profile)
+    endpoint_url: str = ""  # a VPC endpoint or a CloudWatch-compatible server
+    cluster: str = ""  # the EKS cluster's ClusterName, needed by Container Insights metrics
+    profile: str = ""  # a named profile of the shared AWS config
+    queries: dict[str, CloudWatchQuery] = {}
 
 
 def _q(namespace: str, metric: str, *dims: tuple[str, str], stat: Stat = "Average", scale: float = 1.0):
@@ -93,6 +106,7 @@ STANDARD_QUERIES: dict[str, MetricQuery] = {
 class CloudWatchSource(QueryAdapter):
     name: ClassVar[str] = "cloudwatch"
     Params: ClassVar[type] = CloudWatchParams
+    Settings: ClassVar[type[BaseModel]] = CloudWatchSettings
     queries = STANDARD_QUERIES
 
     def __init__(self, *, region: str = "", endpoint_url: str = "", cluster: str = "", profile: str = "",

@@ -1,7 +1,7 @@
 """`source: gcp`: Google Cloud Monitoring through `google-cloud-monitoring` (ListTimeSeries).
 
 Gauges are asked with the ALIGN_MEAN aligner over one step per point and no cross-series reducer, so
-the server shrinks the data while the shared rules of contract.py still combine the series; the
+the server shrinks the data while the shared rules of grid.py still combine the series; the
 cumulative restart counter is read raw (ALIGN_NONE), so resets are handled by those same rules.
 Credentials are Application Default Credentials (Workload Identity on GKE) unless a key file is
 configured; they are looked up on the first query, so a missing one is SourceUnauthorized, not a
@@ -22,10 +22,13 @@ from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exc
 from google.cloud import monitoring_v3
+from pydantic import BaseModel
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
-from .contract import MetricQuery, QueryAdapter, RawSeries
+from .grid import RawSeries
+from .metrics import MetricQuery
+from .query import QueryAdapter
 
 Aligner = Literal["ALIGN_NONE", "ALIGN_MEAN", "ALIGN_MAX", "ALIGN_MIN", "ALIGN_SUM", "ALIGN_DELTA", "ALIGN_RATE"]
 Reducer = Literal["REDUCE_NONE", "REDUCE_MEAN", "REDUCE_SUM", "REDUCE_MAX", "REDUCE_MIN"]
@@ -53,6 +56,17 @@ class GcpParams:
     reducer: Reducer = "REDUCE_NONE"
     group_by: str = ""
     project: str = ""
+
+
+class GcpSettings(BaseModel):
+    """Cloud Monitoring. Credentials: Application Default Credentials (Workload Identity on GKE)."""
+
+    project: str = ""  # the project whose metrics are read (a trigger may name another)
+    region: str = ""  # completes Memorystore instance names given without their full ID
+    cluster: str = ""  # narrows container metrics to one GKE cluster_name
+    endpoint: str = ""  # host:port of a regional or private endpoint; default Cloud Monitoring's
+    credentials_file: str = ""  # a service-account key file, instead of ADC
+    queries: dict[str, GcpQuery | str] = {}  # a string is a ListTimeSeries filter, aligned by mean
 
 
 _K8S = 'metric.type = "kubernetes.io/container/{}" AND resource.type = "k8s_container" ' \
@@ -83,6 +97,7 @@ STANDARD_QUERIES: dict[str, MetricQuery] = {
 class GcpMonitoringSource(QueryAdapter):
     name: ClassVar[str] = "gcp"
     Params: ClassVar[type] = GcpParams
+    Settings: ClassVar[type[BaseModel]] = GcpSettings
     queries = STANDARD_QUERIES
 
     def __init__(self, *, project: str = "", region: str = "", cluster: str = "", endpoint: str = "",

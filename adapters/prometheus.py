@@ -6,9 +6,9 @@ postgres_exporter and redis_exporter series under their usual names (DEFAULT_QUE
 overridable from config. Credentials (bearer token, basic auth) are sent only to the configured
 server: a trigger naming another `serverAddress` cannot collect Helios's token.
 
-Prometheus evaluates a range query at instants `resolution` apart (default 60 s); the shared contract
-then averages those instants into each step, so a step's value is the mean over its minutes, not the
-one instant at its start.
+Prometheus evaluates a range query at instants `resolution` apart (default 60 s); the shared grid
+rules (grid.py) then average those instants into each step, so a step's value is the mean over its
+minutes, not the one instant at its start.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from typing import Any, ClassVar, NamedTuple
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from urllib3.util.retry import Retry
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
-from .contract import MetricQuery, QueryAdapter, RawSeries
+from .grid import RawSeries
+from .metrics import MetricQuery
+from .query import QueryAdapter
 
 MAX_POINTS = 11_000  # Prometheus refuses a range query of more points per series than this
 
@@ -79,6 +82,34 @@ class PrometheusParams:
     server_address: str | None = None  # default: the configured sources.prometheus.url
 
 
+class PrometheusSettings(BaseModel):
+    """The Prometheus server Helios reads and how it authenticates."""
+
+    url: str = "http://localhost:9090"
+    bearer_token: SecretStr | None = None
+    bearer_token_file: str | None = None  # re-read at each query (projected tokens rotate)
+    username: str | None = None  # basic auth
+    password: SecretStr | None = None
+    ca_file: str | None = None  # PEM of the CA that signed the server's certificate
+    insecure_skip_verify: bool = False
+    resolution: int = Field(60, ge=1)  # seconds between the instants Prometheus evaluates; averaged per step
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL of the Prometheus server")
+        return url
+
+    @model_validator(mode="after")
+    def _one_kind_of_auth(self):
+        if (self.bearer_token or self.bearer_token_file) and self.username:
+            raise ValueError("set either bearer_token / bearer_token_file or username / password, not both")
+        if self.password and not self.username:
+            raise ValueError("password needs a username")
+        return self
+
+
 class PromQuery(NamedTuple):
     expr: str
     server: str | None = None  # None: the configured server, with its credentials
@@ -87,6 +118,7 @@ class PromQuery(NamedTuple):
 class PrometheusSource(QueryAdapter):
     name: ClassVar[str] = "prometheus"
     Params: ClassVar[type] = PrometheusParams
+    Settings: ClassVar[type[BaseModel]] = PrometheusSettings
     queries = DEFAULT_QUERIES
 
     def __init__(self, url: str = "http://localhost:9090", *, bearer_token: str | None = None,

@@ -2,20 +2,21 @@
 
 Triggers name a source and its query; where that source lives and which credentials reach it is the
 operator's, configured once here (secrets best through the environment, e.g.
-HELIOS_SOURCES__PROMETHEUS__BEARER_TOKEN, or a mounted file). Each subsection's keys, less the shared
-retry keys, are the keyword arguments of that source's adapter (see scaler/config/sources.py).
+HELIOS_SOURCES__PROMETHEUS__BEARER_TOKEN, or a mounted file). There is one subsection per registered
+source that declares a `Settings` model (helios.adapters.SOURCES): the source's own keys, from its
+adapter module, with the keys of SourceSection that every source shares. Each subsection's keys, less
+the shared retry keys, are the keyword arguments of that source's adapter (see scaler/config/sources.py).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, create_model, field_validator
 
-from helios.adapters.azure import ARM, AzureQuery
-from helios.adapters.cloudwatch import CloudWatchQuery
-from helios.adapters.contract import METRIC_RULES, RetryPolicy
-from helios.adapters.gcp import GcpQuery
+from helios.adapters import SOURCES
+from helios.adapters.metrics import METRIC_RULES
+from helios.adapters.retry import RetryPolicy
 
 from .durations import parse_duration
 
@@ -37,7 +38,7 @@ class SourceSection(BaseModel):
 
     @field_validator("queries")
     @classmethod
-    def _known_metrics(cls, queries: dict[str, str]) -> dict[str, str]:
+    def _known_metrics(cls, queries: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(queries) - set(METRIC_RULES))
         if unknown:
             raise ValueError(f"unknown metric {', '.join(map(repr, unknown))}; allowed: {', '.join(METRIC_RULES)}")
@@ -50,71 +51,25 @@ class SourceSection(BaseModel):
         return {**values, "retry": retry, "step": int(step)}
 
 
-class PrometheusSourceSettings(SourceSection):
-    url: str = "http://localhost:9090"
-    bearer_token: SecretStr | None = None
-    bearer_token_file: str | None = None  # re-read at each query (projected tokens rotate)
-    username: str | None = None  # basic auth
-    password: SecretStr | None = None
-    ca_file: str | None = None  # PEM of the CA that signed the server's certificate
-    insecure_skip_verify: bool = False
-    resolution: int = Field(60, ge=1)  # seconds between the instants Prometheus evaluates; averaged per step
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL of the Prometheus server")
-        return url
-
-    @model_validator(mode="after")
-    def _one_kind_of_auth(self):
-        if (self.bearer_token or self.bearer_token_file) and self.username:
-            raise ValueError("set either bearer_token / bearer_token_file or username / password, not both")
-        if self.password and not self.username:
-            raise ValueError("password needs a username")
-        return self
+def section_for(source: type) -> type[SourceSection]:
+    """The subsection of `source`: its own Settings first, so that its keys (a typed `queries`) win
+    over SourceSection's, which still brings the shared keys, their validation and the config.
+    `PrometheusSettings` makes `PrometheusSourceSettings`, the name validation errors show."""
+    own = source.Settings
+    return create_model(own.__name__.removesuffix("Settings") + "SourceSettings", __base__=(own, SourceSection),
+                        __module__=__name__, __doc__=own.__doc__)
 
 
-class GcpSourceSettings(SourceSection):
-    """Cloud Monitoring. Credentials: Application Default Credentials (Workload Identity on GKE)."""
-
-    project: str = ""  # the project whose metrics are read (a trigger may name another)
-    region: str = ""  # completes Memorystore instance names given without their full ID
-    cluster: str = ""  # narrows container metrics to one GKE cluster_name
-    endpoint: str = ""  # host:port of a regional or private endpoint; default Cloud Monitoring's
-    credentials_file: str = ""  # a service-account key file, instead of ADC
-    queries: dict[str, GcpQuery | str] = {}  # a string is a ListTimeSeries filter, aligned by mean
-
-
-class CloudWatchSourceSettings(SourceSection):
-    """CloudWatch. Credentials: boto3's default chain (IRSA on EKS, environment, instance profile)."""
-
-    region: str = ""  # default: boto3's (AWS_REGION, the profile)
-    endpoint_url: str = ""  # a VPC endpoint or a CloudWatch-compatible server
-    cluster: str = ""  # the EKS cluster's ClusterName, needed by Container Insights metrics
-    profile: str = ""  # a named profile of the shared AWS config
-    queries: dict[str, CloudWatchQuery] = {}
-
-
-class AzureSourceSettings(SourceSection):
-    """Azure Monitor. Credentials: DefaultAzureCredential (workload identity on AKS, managed identity)."""
-
-    subscription_id: str = ""  # with resource_group, completes resources given by name
-    resource_group: str = ""
-    cluster: str = ""  # the AKS cluster (name or resource ID) whose node metrics make the container frame
-    endpoint: str = ARM  # Azure Resource Manager; a sovereign cloud's own
-    ca_file: str = ""  # PEM of a CA to trust besides the system's (a proxy, a test server)
-    max_series: int = Field(100, ge=1)  # series one split `filter` may return
-    queries: dict[str, AzureQuery] = {}
-
-
-class SourcesSettings(BaseModel):
-    """One subsection per configurable source; sources without one are built with no arguments."""
-
+class _Sections(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prometheus: PrometheusSourceSettings = PrometheusSourceSettings()
-    gcp: GcpSourceSettings = GcpSourceSettings()
-    cloudwatch: CloudWatchSourceSettings = CloudWatchSourceSettings()
-    azure: AzureSourceSettings = AzureSourceSettings()
+
+SECTIONS: dict[str, type[SourceSection]] = {
+    name: section_for(source) for name, source in SOURCES.items() if hasattr(source, "Settings")
+}
+
+SourcesSettings = create_model(
+    "SourcesSettings", __base__=_Sections, __module__=__name__,
+    __doc__="One subsection per configurable source; sources without one are built with no arguments.",
+    **{name: (section, section()) for name, section in SECTIONS.items()},
+)

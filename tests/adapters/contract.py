@@ -1,8 +1,13 @@
-"""The shared contract every QueryAdapter passes against its own real (or local protocol) server.
+"""The shared contract every metric source passes against its own real (or local protocol) server.
 
-The canonical dataset below is loaded into each adapter's server; the same assertions, with exact
-numbers, then run against every adapter, so "gaps, NaN, counter resets, duplicates, several series
-and empty results are handled the same way by every adapter" is checked, not promised.
+The canonical dataset below is loaded into each source's server (or file); the same assertions, with
+exact numbers, then run against every source, so "gaps, NaN, counter resets, duplicates, several
+series and empty results are handled the same way by every adapter" is checked, not promised.
+
+It has two levels, as the sources do. `SourceContract` is what every MetricSource (adapters/base.py)
+promises, whatever it reads: a window is answered with a Series inside it, and an empty answer is
+NoData. `AdapterContract` adds what every QueryAdapter (adapters/query.py) promises on top: the
+samples regridded by the shared rules, several series refused, the standard-metric frames.
 
 How an adapter's tests plug in::
 
@@ -17,8 +22,10 @@ How an adapter's tests plug in::
             query_for=lambda metric: metric,            # the native query (MetricQuery.query) reading it
         )
 
-    class TestMyAdapterContract(AdapterContract):
+    class TestMyAdapterContract(AdapterContract):      # SourceContract for a source that is no QueryAdapter
         pass                                            # every test_* of AdapterContract runs for MyAdapter
+
+A case that cannot apply to a source is set to None in its test class, with a comment saying why.
 
 Load the data with `canonical_samples(origin)`: (metric, labels, timestamp, value) tuples, NaN values
 included, and one sample repeated with the same timestamp and value (a retransmission). A server
@@ -39,8 +46,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helios.adapters.contract import QueryAdapter
+from helios.adapters.base import MetricSource
 from helios.engine.errors import BadQuery, NoData
+from helios.engine.types import Series
 
 STEP = 300  # the grid the assertions use (the adapters' default)
 RESOLUTION = 60  # LOAD is sampled this often; the others once per step, at its start
@@ -95,10 +103,10 @@ EXPECTED_CONNECTIONS_MAX = [max(10, k + 1) for k in range(STEPS)]
 
 @dataclass(frozen=True)
 class ContractTarget:
-    adapter: QueryAdapter
+    adapter: MetricSource  # a QueryAdapter for AdapterContract
     origin: int
     params_for: Callable[[str], Any]
-    query_for: Callable[[str], Any]
+    query_for: Callable[[str], Any] | None = None  # AdapterContract's frames only
 
 
 def last_second(origin: int) -> int:
@@ -112,8 +120,36 @@ def assert_values(actual, expected) -> None:
                                rtol=0, atol=1e-9, equal_nan=True)
 
 
-class AdapterContract:
-    """Subclass in an adapter's test module with a `contract` fixture returning a ContractTarget."""
+class SourceContract:
+    """Subclass in a source's test module with a `contract` fixture returning a ContractTarget."""
+
+    def test_a_window_is_answered_with_a_series_inside_it(self, contract: ContractTarget):
+        t0 = contract.origin
+        start, end = t0 - 3600, last_second(t0) + 3600
+        s = contract.adapter.fetch(contract.params_for(LOAD), start, end, STEP)
+        # A Series has strictly increasing timestamps: oldest first, the repeated sample once.
+        assert isinstance(s, Series) and len(s) > 0
+        assert start <= s.timestamps[0] and s.timestamps[-1] <= end
+
+    def test_a_window_inside_the_data_is_cut_to_it(self, contract: ContractTarget):
+        t0 = contract.origin
+        start, end = t0 + STEP + 1, t0 + 5 * STEP - 1
+        s = contract.adapter.fetch(contract.params_for(LOAD), start, end, STEP)
+        assert len(s) > 0 and start <= s.timestamps[0] and s.timestamps[-1] <= end
+
+    def test_an_empty_answer_is_no_data(self, contract: ContractTarget):
+        t0 = contract.origin
+        with pytest.raises(NoData):
+            contract.adapter.fetch(contract.params_for(ABSENT), t0, last_second(t0), STEP)
+
+    def test_a_window_before_the_data_is_no_data(self, contract: ContractTarget):
+        t0 = contract.origin
+        with pytest.raises(NoData):
+            contract.adapter.fetch(contract.params_for(LOAD), t0 - 7200, t0 - 3600, STEP)
+
+
+class AdapterContract(SourceContract):
+    """SourceContract and the exact numbers of the shared rules, for a QueryAdapter."""
 
     def test_a_gauge_is_averaged_per_step_with_nan_repeats_and_gaps_handled(self, contract: ContractTarget):
         t0 = contract.origin
@@ -143,16 +179,6 @@ class AdapterContract:
         with pytest.raises(BadQuery, match="returned 2 series") as e:
             contract.adapter.fetch(contract.params_for(RESTARTS), t0, last_second(t0), STEP)
         assert 'container="app"' in str(e.value) and 'container="sidecar"' in str(e.value)
-
-    def test_an_empty_answer_is_no_data(self, contract: ContractTarget):
-        t0 = contract.origin
-        with pytest.raises(NoData):
-            contract.adapter.fetch(contract.params_for(ABSENT), t0, last_second(t0), STEP)
-
-    def test_a_window_before_the_data_is_no_data(self, contract: ContractTarget):
-        t0 = contract.origin
-        with pytest.raises(NoData):
-            contract.adapter.fetch(contract.params_for(LOAD), t0 - 7200, t0 - 3600, STEP)
 
     def test_container_frame_merges_gauges_counters_and_empty_metrics_on_one_grid(self, contract: ContractTarget):
         q = contract.query_for

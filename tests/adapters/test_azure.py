@@ -11,7 +11,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from helios.adapters.azure import AzureMonitorSource, AzureParams, AzureQuery
-from helios.adapters.contract import RetryPolicy
+from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.config.metadata import InvalidMetadata, MetadataParser

@@ -14,7 +14,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from helios.adapters.cloudwatch import CloudWatchParams, CloudWatchQuery, CloudWatchSource, parse_dimensions
-from helios.adapters.contract import RetryPolicy
+from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.config.metadata import InvalidMetadata, MetadataParser

@@ -1,4 +1,5 @@
-"""The shared rules of adapters/contract.py, on raw series given directly (no server in between).
+"""The shared rules of the query adapters (adapters/query.py, grid.py, frames.py, retry.py), on raw
+series given directly (no server in between).
 
 `MemoryAdapter` answers a query (a metric name) with the canonical samples as they are: duplicates,
 NaN and all, which no real server returns so bluntly. Running AdapterContract against it checks that
@@ -14,7 +15,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from helios.adapters.contract import QueryAdapter, RawSeries, RetryPolicy, counter_on_grid, gauge_on_grid, grid_for
+from helios.adapters.grid import RawSeries, counter_on_grid, gauge_on_grid, grid_for
+from helios.adapters.query import QueryAdapter
+from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnavailable
 
 from .contract import AdapterContract, ContractTarget, canonical_samples, recent_origin

@@ -1,8 +1,25 @@
 import numpy as np
+import pytest
 
 from helios.adapters.demo import TRACE_START, DemoParams, DemoSource, demo_trace
 from helios.adapters.replay import replay
 from helios.engine.types import Series
+
+from .contract import ContractTarget, SourceContract, recent_origin
+
+
+@pytest.fixture(scope="module")
+def contract():
+    # The demo reads no data of its own choosing: whatever metric is asked for, it serves its trace.
+    return ContractTarget(DemoSource(), recent_origin(), lambda metric: DemoParams())
+
+
+class TestDemoContract(SourceContract):
+    # The trace loops against the wall clock and the demo reads no query, so no window lies before
+    # its data and no answer is empty: the two NoData cases cannot apply. It is no QueryAdapter
+    # (one synthetic series, no standard metrics), so AdapterContract's cases do not either.
+    test_an_empty_answer_is_no_data = None
+    test_a_window_before_the_data_is_no_data = None
 
 
 def test_the_trace_is_reproducible():

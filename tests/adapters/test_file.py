@@ -1,8 +1,33 @@
+import math
+
 import numpy as np
 import pytest
 
 from helios.adapters.file import FileParams, FileSource, read_csv
 from helios.engine.errors import BadQuery, NoData, SourceUnavailable
+
+from .contract import ABSENT, LOAD, ContractTarget, SourceContract, canonical_samples, recent_origin
+
+
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory):
+    """One CSV per canonical metric that is one series: LOAD's samples (the NaN one an empty value, the
+    repeated one twice), and ABSENT's header alone."""
+    folder = tmp_path_factory.mktemp("contract")
+    origin = recent_origin()
+    lines = {LOAD: ["timestamp,value"], ABSENT: ["timestamp,value"]}
+    for metric, _labels, ts, value in canonical_samples(origin):
+        if metric in lines:
+            lines[metric].append(f"{ts},{'' if math.isnan(value) else value}")
+    for metric, rows in lines.items():
+        (folder / f"{metric}.csv").write_text("\n".join(rows) + "\n")
+    return ContractTarget(FileSource(), origin, lambda metric: FileParams(path=str(folder / f"{metric}.csv")))
+
+
+class TestFileContract(SourceContract):
+    # Every SourceContract case applies. AdapterContract's do not: a file is served as it is written
+    # (the scaler aligns it, engine.align), holds one series and has no standard metrics.
+    pass
 
 
 def write(tmp_path, text, name="trace.csv"):

@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from helios.adapters.contract import RetryPolicy
 from helios.adapters.gcp import GcpMonitoringSource, GcpParams, GcpQuery
+from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
@@ -297,7 +297,7 @@ async def test_end_to_end_a_gcp_trigger_is_forecast_over_grpc(server, start_app,
 
 _CHILD = """
 import json, sys
-from helios.adapters.contract import RetryPolicy
+from helios.adapters.retry import RetryPolicy
 from helios.adapters.gcp import GcpMonitoringSource, GcpParams
 endpoint, key_file, filter_, start, end = sys.argv[1:]
 source = GcpMonitoringSource(project="helios-test", endpoint=endpoint, credentials_file=key_file,

@@ -16,9 +16,8 @@ import requests
 import trustme
 import yaml
 
-from helios.adapters import SOURCES
-from helios.adapters.contract import RetryPolicy
 from helios.adapters.prometheus import PrometheusParams, PrometheusSource, promql_string
+from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
 from ..prometheus_server import PrometheusServer
@@ -84,10 +83,6 @@ class TestPrometheusContract(AdapterContract):
 
 def window(prometheus):
     return prometheus.origin, last_second(prometheus.origin), STEP
-
-
-def test_registered_under_its_trigger_name():
-    assert SOURCES["prometheus"] is PrometheusSource
 
 
 def test_a_promql_expression_is_evaluated_by_the_server(prometheus, tls):

@@ -2,9 +2,13 @@
 
 import pytest
 
+from helios.adapters import SOURCES
 from helios.adapters.prometheus import PrometheusSource
 from helios.scaler.config.settings import ConfigError, load_settings
+from helios.scaler.config.source_settings import SourceSection, SourcesSettings
 from helios.scaler.config.sources import build_sources
+
+CONFIGURABLE = {name for name, cls in SOURCES.items() if hasattr(cls, "Settings")}
 
 
 def test_prometheus_is_built_with_its_connection_settings_and_the_grid_step(tmp_path):
@@ -54,3 +58,28 @@ def test_auth_kinds_are_exclusive():
 def test_sources_without_a_section_are_built_as_before():
     sources = build_sources(load_settings())
     assert {"demo", "file", "prometheus"} <= set(sources)
+
+
+def test_the_sources_section_is_the_registry_one_subsection_per_source_with_settings():
+    assert {"prometheus", "gcp", "cloudwatch", "azure"} <= CONFIGURABLE
+    assert set(SourcesSettings.model_fields) == CONFIGURABLE
+    for name in CONFIGURABLE:
+        section = SourcesSettings.model_fields[name].annotation
+        # the shared keys, and exactly the source's own beside them
+        assert set(section.model_fields) == set(SourceSection.model_fields) | set(SOURCES[name].Settings.model_fields)
+    for name in SOURCES.keys() - CONFIGURABLE:
+        with pytest.raises(ConfigError, match=f"sources.{name}: unknown key"):
+            load_settings(sources={name: {}})
+
+
+def test_every_registered_source_is_built_under_its_trigger_name_with_its_sections_keys():
+    shared = {"timeout": "2s", "attempts": 4, "backoff_max": "3s", "max_gap_steps": 1}
+    settings = load_settings(metrics={"step": "1m", "fetch_timeout": "9s"},
+                             sources={name: shared for name in CONFIGURABLE})
+    sources = build_sources(settings)
+    assert set(sources) == set(SOURCES)
+    for name, source in sources.items():
+        assert type(source) is SOURCES[name] and source.name == name
+        if name in CONFIGURABLE:
+            assert (source.retry.timeout, source.retry.attempts, source.retry.backoff_max) == (2, 4, 3), name
+            assert (source.retry.deadline, source.step, source.max_gap_steps) == (9, 60, 1), name
