@@ -75,7 +75,7 @@ class Scored:
 
     detector: str
     # The fitted detector, zlib-compressed (xgboost's trees shrink about 4x: it is kept per workload),
-    # when it can be saved; None: the detector is refitted next time (the references: cheap).
+    # when it is worth keeping (AnomalyDetector.keep_fitted); None: it is refitted next time.
     artifact: bytes | None
     timestamp: int
     value: float
@@ -89,7 +89,7 @@ def detect_all(detector: str, series: Series, step: int, artifact: bytes | None 
     score_latest, fitted on this workload's history), else with one fitted on `series` now."""
     aligned = _aligned(series, step)
     cls = detector_class(detector)
-    if artifact is not None and hasattr(cls, "from_bytes"):
+    if artifact is not None:
         return aligned, cls.from_bytes(zlib.decompress(artifact)).score(aligned)
     return aligned, cls().fit(aligned).score(aligned)
 
@@ -100,13 +100,13 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
     a detector is fitted on the history first (xgboost: seconds), as at each model fit."""
     aligned = _aligned(history, step)
     cls = detector_class(detector)
-    if artifact is not None and hasattr(cls, "from_bytes"):
+    if artifact is not None:
         fitted = cls.from_bytes(zlib.decompress(artifact))
         recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
         scores = fitted.score(recent)
     else:
         fitted = cls(**(params or {})).fit(aligned)
-        artifact = zlib.compress(fitted.to_bytes()) if hasattr(fitted, "to_bytes") else None
+        artifact = zlib.compress(fitted.to_bytes()) if cls.keep_fitted else None
         scores = fitted.score(aligned)
     score = float(scores.scores[-1])
     return Scored(detector, artifact, int(aligned.end), float(aligned.values[-1]), score,

@@ -14,7 +14,7 @@ from .reference import RollingZScore, ThresholdRule
 if TYPE_CHECKING:
     from .xgb import XGBoostDetector
 
-    DETECTORS: dict[str, type]
+    DETECTORS: dict[str, type[AnomalyDetector]]
 
 __all__ = [
     "DETECTORS", "NAMES", "AnomalyDetector", "AnomalyScores", "RollingZScore", "Severity", "ThresholdRule",
@@ -25,7 +25,7 @@ NAMES: tuple[str, ...] = ("xgboost", RollingZScore.name, ThresholdRule.name)  # 
 _REFERENCES = {cls.name: cls for cls in (RollingZScore, ThresholdRule)}
 
 
-def detector_class(name: str) -> type:
+def detector_class(name: str) -> type[AnomalyDetector]:
     """The detector registered as `name` (KeyError if none); imports xgboost only for "xgboost"."""
     if name not in NAMES:
         raise KeyError(f"no anomaly detector {name!r}; available: {', '.join(NAMES)}")
@@ -40,7 +40,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _registry() -> dict[str, type]:
+def _registry() -> dict[str, type[AnomalyDetector]]:
     from .xgb import XGBoostDetector
 
     detectors = {cls.name: cls for cls in (XGBoostDetector, *_REFERENCES.values())}

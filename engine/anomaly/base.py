@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -50,10 +51,33 @@ class AnomalyDetector(Protocol):
 
     Both take a regular series (engine.align); score() must use only data at or before each step
     for that step's score (no look-ahead), so a score can be computed the moment a sample arrives.
+    A fitted detector saves itself as bytes (JSON, in `pack`'s envelope) and from_bytes rebuilds
+    it to score exactly as it did.
     """
 
     name: ClassVar[str]
+    # Whether the scaler keeps the fitted detector and scores with it until the next refit (a costly
+    # fit: xgboost's takes seconds) instead of fitting one on the newest history for every score.
+    keep_fitted: ClassVar[bool]
 
     def fit(self, history: Series) -> AnomalyDetector: ...
 
     def score(self, series: Series) -> AnomalyScores: ...
+
+    def to_bytes(self) -> bytes: ...
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AnomalyDetector: ...
+
+
+def pack(name: str, params: dict[str, Any], state: dict[str, Any], **extra: Any) -> bytes:
+    """A detector's artifact: JSON {"detector": name, "params", "state", ...extra}."""
+    return json.dumps({"detector": name, "params": params, "state": state, **extra}).encode()
+
+
+def unpack(name: str, data: bytes) -> dict[str, Any]:
+    """The document `pack` wrote; ValueError when another detector wrote it."""
+    doc = json.loads(data)
+    if doc.get("detector") != name:
+        raise ValueError(f"artifact is for detector {doc.get('detector')!r}, not {name!r}")
+    return doc

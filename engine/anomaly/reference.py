@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InsufficientData
 from ..types import Series
-from .base import WARNING_SIGMA, AnomalyScores
+from .base import WARNING_SIGMA, AnomalyScores, pack, unpack
 
 
 class RollingZScore:
@@ -27,6 +27,7 @@ class RollingZScore:
     """
 
     name: ClassVar[str] = "zscore"
+    keep_fitted: ClassVar[bool] = False  # a fit is one pass over the history: refitted for every score
 
     def __init__(self, window: int = 288, min_periods: int | None = None, min_sigma_fraction: float = 0.01) -> None:
         if window < 2:
@@ -55,6 +56,21 @@ class RollingZScore:
         z = (values - mean) / np.maximum(std, self._min_sigma)
         return AnomalyScores(self.name, series.timestamps, z[values.size - len(series):])
 
+    def to_bytes(self) -> bytes:
+        params = {"window": self.window, "min_periods": self.min_periods, "min_sigma_fraction": self.min_sigma_fraction}
+        ts, vs = self._context.timestamps, self._context.values
+        context = [ts.tolist(), np.where(np.isnan(vs), None, vs).tolist()]  # null for a missing sample: plain JSON
+        return pack(self.name, params, {"min_sigma": self._min_sigma, "context": context})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RollingZScore:
+        doc = unpack(cls.name, data)
+        detector = cls(**doc["params"])
+        detector._min_sigma = doc["state"]["min_sigma"]
+        ts, vs = doc["state"]["context"]
+        detector._context = Series(np.asarray(ts, dtype=np.int64), np.asarray(vs, dtype=np.float64))
+        return detector
+
 
 class ThresholdRule:
     """Flag values above a fixed threshold (the seed design's rule), in sigma-like units.
@@ -66,6 +82,7 @@ class ThresholdRule:
     """
 
     name: ClassVar[str] = "threshold"
+    keep_fitted: ClassVar[bool] = False  # a fit is one quantile of the history: refitted for every score
 
     def __init__(self, threshold: float | None = None, quantile: float = 0.99) -> None:
         if threshold is not None and not threshold > 0:
@@ -92,6 +109,17 @@ class ThresholdRule:
         if self.threshold is None:
             raise RuntimeError("threshold: fit() before score()")
         return AnomalyScores(self.name, series.timestamps, WARNING_SIGMA * series.values / self.threshold)
+
+    def to_bytes(self) -> bytes:
+        params = {"threshold": self.threshold if self._fixed else None, "quantile": self.quantile}
+        return pack(self.name, params, {"threshold": self.threshold})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ThresholdRule:
+        doc = unpack(cls.name, data)
+        rule = cls(**doc["params"])
+        rule.threshold = doc["state"]["threshold"]
+        return rule
 
 
 def _past_mean_std(values: np.ndarray, window: int, min_periods: int) -> tuple[np.ndarray, np.ndarray]:

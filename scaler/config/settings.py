@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
+from helios.engine.anomaly import NAMES as DETECTORS
 from helios.engine.models import MODELS
 from helios.engine.recommend import ScalingPolicy
 
@@ -63,16 +64,21 @@ class MetricsSettings(_Section):
         return self
 
 
+# The models own their defaults; these sections only expose them (as ScalingSettings does the policy's).
+_BASELINE = MODELS["baseline"]().params
+_AUTO = MODELS["auto"]().params
+
+
 class BaselineSettings(_Section):
-    window: int = Field(12, ge=1)
-    trend_window: int = Field(24, ge=2)
-    calibration_window: int = Field(2016, ge=1)
+    window: int = Field(_BASELINE["window"], ge=1)
+    trend_window: int = Field(_BASELINE["trend_window"], ge=2)
+    calibration_window: int = Field(_BASELINE["calibration_window"], ge=1)
 
 
 class AutoSettings(_Section):
-    candidates: list[str] = ["naive", "seasonal_naive", "baseline", "prophet"]
-    holdout_seconds: Seconds = 86400.0  # the end of the history each candidate is judged on
-    origins: int = Field(48, ge=1, le=300)  # many: a choice on few origins is mostly noise
+    candidates: list[str] = _AUTO["candidates"]
+    holdout_seconds: Seconds = float(_AUTO["holdout_seconds"])  # the end of the history each candidate is judged on
+    origins: int = Field(_AUTO["origins"], ge=1, le=300)  # many: a choice on few origins is mostly noise
 
     @field_validator("candidates")
     @classmethod
@@ -203,7 +209,7 @@ class AnomalySettings(_Section):
     # Scores each workload's newest sample, in its own worker processes so that detection never queues
     # a forecast. xgboost's fit costs ~2 s per workload and only scores (~10 ms) between fits; zscore
     # and threshold are cheap; none turns scoring off.
-    detector: Literal["xgboost", "zscore", "threshold", "none"] = "xgboost"
+    detector: Literal[(*DETECTORS, "none")] = "xgboost"  # the engine's registry, or none
     refit_interval: Seconds = 86400.0  # a day: what is normal changes slowly; 5,000 workloads cost ~0.1 core
     workers: int = Field(1, ge=1, le=64)
 

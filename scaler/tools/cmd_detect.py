@@ -29,7 +29,7 @@ from ..config.durations import parse_duration
 from .detection import detect_series, json_safe, load_labels, load_series, snap, table, totals
 from .traces import csv_files
 
-DEFAULT_DETECTORS = "xgboost,zscore,threshold"
+DEFAULT_DETECTORS = ",".join(NAMES)
 
 
 def register(commands) -> None:

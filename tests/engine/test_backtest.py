@@ -117,13 +117,3 @@ def test_auto_leaves_out_seasonal_candidates_without_two_days_of_history():
     short = auto.fit(series(np.sin(np.arange(400) / 10)))
     labels = [k.split(":", 1)[1] for k in short.describe()["losses"]]
     assert {m for label in labels for m in label.split("+")} <= {"naive", "baseline"}
-
-
-def test_auto_round_trips_and_updates_through_its_chosen_model():
-    rng = np.random.default_rng(2)
-    s = series(50 + rng.normal(0, 1, 900).cumsum())
-    auto = AutoModel(candidates=("naive", "baseline"), horizon=6).fit(series(s.values[:800]))
-    restored = create("auto").__class__.from_bytes(auto.to_bytes())
-    assert np.allclose(restored.predict(6).quantiles, auto.predict(6).quantiles)
-    restored.update(s)
-    assert restored.predict(6).start == s.timestamps[-1] + STEP

@@ -100,15 +100,6 @@ def test_real_series_is_roughly_calibrated_between_fits():
     assert 0.65 <= np.mean(hits) <= 0.9
 
 
-def test_save_and_load_round_trip_predicts_the_same(fitted):
-    model, _ = fitted
-    restored = load(model.to_bytes())
-    assert isinstance(restored, ProphetModel) and restored.params == model.params
-    a, b = model.predict(50), restored.predict(50)
-    assert a.start == b.start
-    assert np.allclose(a.point, b.point, rtol=1e-9) and np.allclose(a.quantiles, b.quantiles, rtol=1e-9)
-
-
 def test_an_artifact_without_the_state_this_version_needs_is_refused_at_load(fitted):
     model, _ = fitted
     doc = json.loads(model.to_bytes())
@@ -164,11 +155,6 @@ def test_zero_and_negative_data_fit_additively(values):
     f = model.predict(12)
     assert model.state["mode"] == "additive"
     assert np.isfinite(f.point).all() and np.isfinite(f.quantiles).all()
-
-
-def test_too_little_history_is_insufficient():
-    with pytest.raises(InsufficientData):
-        create("prophet").fit(series(np.ones(ProphetModel.min_history - 1)))
 
 
 def test_bad_params_are_refused():

@@ -558,8 +558,13 @@ def test_thresholds_at_their_ends_turn_rules_off():
     assert run(quiet, **SCENARIO[Action.SCALE_DOWN], **SCENARIO[Action.DECREASE_CPU]).action is Action.NONE
 
 
-def test_policy_is_a_plain_value():
-    assert replace(POLICY, max_replicas=20).max_replicas == 20 and POLICY.max_replicas == 10
+def test_the_policy_passed_in_sets_the_bounds():
+    """A policy is a value: a copy with another max_replicas caps there; the one copied still caps at 10."""
+    needs_25 = dict(load_history=hour(3000), load_forecast=flat_forecast(5000))
+    raised = run(replace(POLICY, max_replicas=20), **needs_25)
+    assert (raised.action, raised.target_replicas) == (Action.SCALE_UP, 20)
+    assert "target 25 clamped to max_replicas 20" in raised.reason
+    assert run(POLICY, **needs_25).target_replicas == 10
 
 
 # --- properties -------------------------------------------------------------------------------------------

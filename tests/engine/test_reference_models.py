@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helios.engine.calibration import MIN_ERRORS, error_quantiles, offsets
-from helios.engine.models import MODELS, create, load
+from helios.engine.models import MODELS, create
 from helios.engine.pipeline import fit_and_forecast
 from helios.engine.types import QUANTILE_LEVELS, Series
 
@@ -92,16 +92,6 @@ def test_quantiles_are_ordered_and_widen_with_the_horizon():
     assert np.all(np.diff(f.quantiles, axis=0) >= 0)
     width = f.quantile(0.9) - f.quantile(0.1)
     assert width[-1] > 2 * width[0]
-
-
-@pytest.mark.parametrize("name, params", [("naive", {}), ("seasonal_naive", {"season_seconds": 7200})])
-def test_save_and_load_round_trip_predicts_the_same(name, params):
-    rng = np.random.default_rng(3)
-    model = create(name, calibration_window=500, **params).fit(series(rng.normal(10, 1, 700)))
-    restored = load(model.to_bytes())
-    assert type(restored) is type(model) and restored.params == model.params
-    a, b = model.predict(50), restored.predict(50)
-    assert np.array_equal(a.point, b.point) and np.array_equal(a.quantiles, b.quantiles)
 
 
 def test_missing_values_and_bad_params_are_refused():
