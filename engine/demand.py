@@ -30,6 +30,11 @@ def expected_demand(forecast: Forecast, observed: float, now: float, lead_second
     steps, the first step after `now` stands for it. The result is finite and >= 0.
     (benchmarks/scaling.py: the tolerance step halves auto's shortfalls for ~3% more replicas.)
     """
+    return _floored(lead_window_peak(forecast, now, lead_seconds, quantile), observed)[0]
+
+
+def lead_window_peak(forecast: Forecast, now: float, lead_seconds: float, quantile: float) -> float:
+    """The highest `quantile` forecast over the lead window (now, now + lead] (see expected_demand)."""
     ts = forecast.timestamps
     ahead = ts > now
     if not ahead.any():
@@ -38,10 +43,18 @@ def expected_demand(forecast: Forecast, observed: float, now: float, lead_second
     if not window.any():
         window = np.zeros_like(ahead)
         window[np.argmax(ahead)] = True
-    peak = float(forecast.quantile(quantile)[window].max())
+    return float(forecast.quantile(quantile)[window].max())
+
+
+Rule = Literal["forecast", "tolerance", "observed floor", "observed"]
+
+
+def _floored(peak: float, observed: float) -> tuple[float, Rule]:
+    """expected_demand from the lead window's peak, and the rule that set it."""
     if peak > observed:
-        peak = max(peak, observed * (1 + HPA_TOLERANCE))
-    return sanitize(max(peak, observed))
+        raised = observed * (1 + HPA_TOLERANCE)
+        return (sanitize(raised), "tolerance") if raised > peak else (sanitize(peak), "forecast")
+    return sanitize(max(peak, observed)), "observed floor"
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,28 @@ def provisioned_demand(forecast: Forecast | None, observed: float, now: float, l
     else:
         base = expected_demand(forecast, observed, now, lead_seconds, plan.quantile)
     return sanitize(base * (1 + plan.margin))
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """provisioned_demand's value with what set it, for people: "forecast" (the lead window's peak),
+    "tolerance" (a rise smaller than the HPA's tolerance, served at observed x (1 + HPA_TOLERANCE)),
+    "observed floor" (the forecast is below the load already here), "observed" (headroom, or no
+    forecast); then x (1 + margin)."""
+
+    value: float
+    rule: Rule
+    peak: float | None = None  # the lead window's peak, when a forecast was read
+
+
+def provision(forecast: Forecast | None, observed: float, now: float, lead_seconds: float,
+              plan: Provisioning) -> Provisioned:
+    """provisioned_demand, explained (the replay's hot loop calls the bare one)."""
+    if plan.basis == "headroom" or forecast is None:
+        return Provisioned(sanitize(observed * (1 + plan.margin)), "observed")
+    peak = lead_window_peak(forecast, now, lead_seconds, plan.quantile)
+    base, rule = _floored(peak, observed)
+    return Provisioned(sanitize(base * (1 + plan.margin)), rule, peak)
 
 
 def next_window_change(forecast: Forecast, now: float, lead_seconds: float) -> float:

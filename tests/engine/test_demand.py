@@ -5,7 +5,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helios.engine.demand import expected_demand, next_window_change, sanitize
+from helios.engine.demand import (
+    Provisioning,
+    expected_demand,
+    lead_window_peak,
+    next_window_change,
+    provision,
+    provisioned_demand,
+    sanitize,
+)
 from helios.engine.types import QUANTILE_LEVELS, Forecast
 
 
@@ -77,3 +85,17 @@ def test_the_answer_holds_until_the_next_window_change(now, lead, offset):
     if change < f.end:  # and at the change itself the window really is different
         ts = f.timestamps
         assert ((ts > now) & (ts <= now + lead)).tolist() != ((ts > change) & (ts <= change + lead)).tolist()
+
+
+@given(observed=st.floats(0, 200), margin=st.sampled_from([0.0, 0.1, 0.5]), quantile=st.sampled_from([0.5, 0.9]),
+       basis=st.sampled_from(["forecast", "headroom"]))
+def test_provision_explains_exactly_the_value_provisioned_demand_serves(observed, margin, quantile, basis):
+    f, plan = ramp_forecast(), Provisioning(basis, quantile, margin)
+    served = provision(f, observed, 950, 300, plan)
+    assert served.value == provisioned_demand(f, observed, 950, 300, plan)
+    if basis == "headroom":
+        assert (served.rule, served.peak) == ("observed", None)
+    else:
+        assert served.peak == lead_window_peak(f, 950, 300, quantile)
+        assert served.rule == ("observed floor" if served.peak <= observed else
+                               "tolerance" if observed * 1.1 > served.peak else "forecast")
