@@ -23,11 +23,13 @@ from .config.settings import Settings
 from .config.sources import build_sources
 from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
 from .runtime.artifact_store import ArtifactStore
+from .runtime.inquiries import Inquiries
 from .runtime.insights import Insights
 from .runtime.refresher import Refresher
 from .runtime.runner import ModelRunner
-from .runtime.state import StateStore
+from .runtime.store import MemoryStore
 from .runtime.telemetry import Telemetry
+from .runtime.workloads import Workloads
 from .serve.admin import Admin
 from .serve.auth import admin_interceptors
 from .serve.exporter import SnapshotCollector
@@ -49,29 +51,31 @@ class HeliosApp:
         self.sources = dict(sources) if sources is not None else build_sources(settings)
         self.registry = CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
-        self.store = StateStore(settings.metrics.staleness_limit)
+        self.store = MemoryStore()
+        self.workloads = Workloads(self.store, settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
         artifacts = ArtifactStore(settings.models.artifacts) if settings.models.artifacts else None
         # xgboost's detector fits take seconds: they get processes of their own so forecasts never queue
         # behind them. The cheap detectors share the model workers.
         self.detection_runner = ModelRunner(settings.anomaly.workers, self.telemetry) \
             if settings.anomaly.detector == "xgboost" else self.runner
-        self.insights = Insights(self.detection_runner, self.store, settings, self.telemetry, clock,
+        self.insights = Insights(self.detection_runner, self.workloads, settings, self.telemetry, clock,
                                  settings.anomaly.workers)
         # Provisioning replays (about half a second of CPU per workload per refit) get a process of their own
         # too: a forecast update queued behind one would reach KEDA that much later.
         self.replay_runner = ModelRunner(settings.provisioning.workers, self.telemetry)
-        self.refresher = Refresher(self.store, self.sources, self.runner, settings, self.telemetry, clock, artifacts,
-                                   self.insights, self.replay_runner)
+        self.refresher = Refresher(self.workloads, self.sources, self.runner, settings, self.telemetry, clock,
+                                   artifacts, self.insights, self.replay_runner)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS, settings.provisioning,
                                settings.scaling.pod_startup_seconds)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(interceptors=admin_interceptors(settings.security, self.registry))
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(
-            ExternalScaler(parse, self.refresher, self.store, settings, self.telemetry, clock), self.server)
+            ExternalScaler(parse, self.refresher, self.workloads, settings, self.telemetry, clock), self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
-            Admin(self.store, self.runner, self.insights, settings, self.telemetry, clock), self.server)
+            Admin(Inquiries(self.workloads, self.runner, self.insights, settings, clock), settings, self.telemetry,
+                  clock), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.health_server = health_only_server(self.health)  # plaintext, for kubelet probes
@@ -106,8 +110,7 @@ class HeliosApp:
         await _bounded(self.health.enter_graceful_shutdown(), 5, "health NOT_SERVING")
         await _bounded(self.server.stop(grace), grace + 5, "gRPC server stop")
         await _bounded(self.health_server.stop(None), 5, "health server stop")
-        await _bounded(self.refresher.close(), 10, "refresh loops")
-        await _bounded(self.insights.close(), 10, "insight runs")
+        await _bounded(self.refresher.close(), 10, "refresh loops, replays and insight runs")
         for runner in self._runners():
             runner.close()
         if self._http is not None:

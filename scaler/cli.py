@@ -32,8 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"helios: {e}", file=sys.stderr)
         return 2
 
-    from .config import logs
     from .app import serve
+    from .config import logs
 
     logs.configure(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))

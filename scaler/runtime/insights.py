@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from helios.engine.align import align
 from helios.engine.anomaly.base import Severity
@@ -23,8 +23,9 @@ from helios.engine.types import Series
 
 from ..config.settings import Settings
 from .runner import ModelRunner
-from .state import AnomalyReading, Availability, Snapshot, StateStore, WorkloadKey, answer
+from .state import AnomalyReading, Availability, Snapshot, WorkloadKey, answer
 from .telemetry import Telemetry
+from .workloads import Workload, Workloads
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("helios.audit")
@@ -33,100 +34,59 @@ RECENT_SECONDS = 2 * 3600  # inputs kept for Explain and the recommender (it loo
 _REPLICA_ACTIONS = {Action.SCALE_UP, Action.SCALE_DOWN, Action.PREEMPTIVE_SCALE}
 
 
-@dataclass
-class _Memory:
-    """Per workload, between refreshes."""
-
-    detector: bytes | None = None  # the fitted anomaly detector, refitted every anomaly.refit_interval
-    detector_fitted_at: float = float("-inf")
-    history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
-    ledger: ForecastLedger = field(default_factory=ForecastLedger)
-    last_action: LastAction | None = None
-
-
 class Insights:
-    def __init__(self, runner: ModelRunner, store: StateStore, settings: Settings, telemetry: Telemetry,
+    def __init__(self, runner: ModelRunner, workloads: Workloads, settings: Settings, telemetry: Telemetry,
                  clock: Callable[[], float], workers: int = 1) -> None:
         self.policy = settings.scaling.policy()
         self._runner = runner
-        self._store = store
+        self._workloads = workloads
         self._settings = settings
         self._telemetry = telemetry
         self._clock = clock
-        self._memory: dict[WorkloadKey, _Memory] = {}
-        self._tasks: dict[WorkloadKey, asyncio.Task] = {}
         # Runs waiting here, not in the pool's queue: thousands of workloads registering at once must not
         # pickle thousands of histories into it.
         self._slots = asyncio.Semaphore(2 * workers)
 
-    def follow(self, before: Snapshot, history: Series) -> None:
+    def follow(self, w: Workload, before: Snapshot, history: Series) -> None:
         """Derive, in a task of its own, the insights of the forecast just published for `before`'s
         workload, so its next refresh never waits for them (an xgboost fit takes seconds, and thousands
         may queue). One at a time per workload: a forecast published meanwhile is skipped."""
         key = before.trigger.key
-        running = self._tasks.get(key)
-        if running is None or running.done():
-            self._tasks[key] = asyncio.get_running_loop().create_task(
-                self._follow(key, before, history), name=f"insights {'/'.join(key)}")
+        if w.insights is None or w.insights.done():
+            w.insights = asyncio.get_running_loop().create_task(
+                self._follow(w, key, before, history), name=f"insights {'/'.join(key)}")
 
-    async def _follow(self, key: WorkloadKey, before: Snapshot, history: Series) -> None:
+    async def _follow(self, w: Workload, key: WorkloadKey, before: Snapshot, history: Series) -> None:
         try:
             async with self._slots:
-                snap = self._store.get(key)
+                snap = self._workloads.snapshot(key)
                 if snap is None or snap.forecast is None:
                     return
-                derived = await self.after_forecast(before, snap, history)
-            latest = self._store.get(key)  # the trigger may have changed meanwhile, or the workload gone
-            if latest is not None:
-                self._store.put(replace(latest, **derived))
+                derived = await self.after_forecast(w, before, snap, history)
+            self._workloads.publish(key, **derived)  # the trigger may have changed meanwhile, or the workload gone
         except Exception:  # noqa: BLE001 - a bug here must not end anything else; it is logged
             log.exception("insights failed", extra={"workload": "/".join(key)})
 
-    def forget(self, key: WorkloadKey) -> None:
-        self._memory.pop(key, None)
-        task = self._tasks.pop(key, None)
-        if task is not None:
-            task.cancel()
-
-    async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def history(self, key: WorkloadKey) -> Series | None:
-        memory = self._memory.get(key)
-        return memory.history if memory else None
-
-    def detector(self, key: WorkloadKey, name: str) -> bytes | None:
-        """The workload's saved detector, if it is a `name` one."""
-        memory = self._memory.get(key)
-        return memory.detector if memory and name == self._settings.anomaly.detector else None
-
-    def last_action(self, key: WorkloadKey) -> LastAction | None:
-        memory = self._memory.get(key)
-        return memory.last_action if memory else None
-
-    async def after_forecast(self, before: Snapshot, snap: Snapshot, history: Series) -> dict:
+    async def after_forecast(self, w: Workload, before: Snapshot, snap: Snapshot, history: Series) -> dict:
         """The Snapshot fields derived from `snap`'s new forecast: recent inputs, anomaly, forecast error
         and recommendation. `before` is the snapshot the last answer was made from."""
         key, trigger, now = snap.trigger.key, snap.trigger, self._clock()
-        memory = self._memory.setdefault(key, _Memory(ledger=ForecastLedger(
-            interval_level=self._settings.models.interval_level)))
+        if w.ledger is None:
+            w.ledger = ForecastLedger(interval_level=self._settings.models.interval_level)
         step = int(self._settings.metrics.step)
-        aligned = memory.history = align(history, step)
-        memory.ledger.settle(aligned)
-        memory.ledger.record(snap.forecast, now, trigger.lead_time)
+        aligned = w.history = align(history, step)
+        w.ledger.settle(aligned)
+        w.ledger.record(snap.forecast, now, trigger.lead_time)
         recent = aligned.between(aligned.end - RECENT_SECONDS, aligned.end)
-        reading = await self._score(key, memory, history, step, now)
+        reading = await self._score(key, w, history, step, now)
         if reading is not None and reading.severity >= Severity.WARNING and \
                 (snap.anomaly is None or snap.anomaly.timestamp != reading.timestamp):
             self._telemetry.anomaly_detections.labels(reading.severity.name.lower()).inc()
         current = self.estimated_replicas(before, now)
         inputs = replace(self.inputs_for(snap, recent, reading, current), **self.served(snap, now))
-        rec = recommend(inputs, self.policy, memory.last_action, now)
-        self._note(key, memory, rec, snap, reading, now)
-        return {"recent": recent, "anomaly": reading, "forecast_error": memory.ledger.error(),
+        rec = recommend(inputs, self.policy, w.last_action, now)
+        self._note(key, w, rec, snap, reading, now)
+        return {"recent": recent, "anomaly": reading, "forecast_error": w.ledger.error(),
                 "recommendation": rec, "current_replicas_source": "estimate"}
 
     def inputs_for(self, snap: Snapshot, recent: Series | None, reading: AnomalyReading | None,
@@ -163,30 +123,30 @@ class Insights:
         wanted = math.ceil(value / snap.trigger.target_value)
         return min(max(wanted, self.policy.min_replicas, 1), self.policy.max_replicas)
 
-    async def _score(self, key: WorkloadKey, memory: _Memory, history: Series, step: int,
+    async def _score(self, key: WorkloadKey, w: Workload, history: Series, step: int,
                      now: float) -> AnomalyReading | None:
         detector = self._settings.anomaly.detector
         if detector == "none":
             return None
         try:
-            refit = memory.detector is None or now - memory.detector_fitted_at >= self._settings.anomaly.refit_interval
-            scored = await self._runner.score(detector, None if refit else memory.detector, history, step,
+            refit = w.detector is None or now - w.detector_fitted_at >= self._settings.anomaly.refit_interval
+            scored = await self._runner.score(detector, None if refit else w.detector, history, step,
                                               self._settings.models.fit_timeout)
             if refit:
-                memory.detector_fitted_at = now
+                w.detector_fitted_at = now
         except HeliosError as e:  # too little history yet, a timeout: no score this time
             log.info("anomaly scoring skipped", extra={"workload": "/".join(key), "error": str(e)})
             return None
-        memory.detector = scored.artifact
+        w.detector = scored.artifact
         return AnomalyReading(scored.detector, scored.timestamp, scored.value, scored.score, scored.severity)
 
-    def _note(self, key: WorkloadKey, memory: _Memory, rec: Recommendation, snap: Snapshot,
+    def _note(self, key: WorkloadKey, w: Workload, rec: Recommendation, snap: Snapshot,
               reading: AnomalyReading | None, now: float) -> None:
         self._telemetry.recommendations.labels(rec.action.value).inc()
         changes = rec.action in _REPLICA_ACTIONS and rec.target_replicas != rec.current_replicas
         if changes and not rec.suppressed_by_cooldown:
             self._telemetry.scaling_actions.labels(rec.action.value).inc()
-            memory.last_action = LastAction(rec.action, now, rec.target_replicas)
+            w.last_action = LastAction(rec.action, now, rec.target_replicas)
         audit.info("recommendation", extra={
             "workload": "/".join(key), "action": rec.action.value, "target_replicas": rec.target_replicas,
             "current_replicas": rec.current_replicas, "current_replicas_source": "estimate",

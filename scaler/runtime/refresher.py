@@ -15,7 +15,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 
 from helios.engine.artifacts import open_bundle
 from helios.engine.errors import ArtifactError, HeliosError, InsufficientData, NoData, SourceError, SourceUnavailable
@@ -26,31 +25,17 @@ from ..config.settings import Settings
 from .artifact_store import ArtifactStore
 from .insights import Insights
 from .runner import ModelRunner
-from .state import Snapshot, StateStore, WorkloadKey
+from .state import WorkloadKey
 from .telemetry import Telemetry
+from .workloads import Workload, Workloads
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Workload:
-    task: asyncio.Task | None = None
-    last_seen: float = 0.0
-    first_refresh: asyncio.Event = field(default_factory=asyncio.Event)
-    # The fitted model, kept here (not in the snapshot: handlers never need it) for the next update.
-    artifact: bytes | None = None
-    fitted_with: tuple | None = None  # (model, params) of the artifact: a changed trigger means a new fit
-    fitted_at: float = 0.0
-    version: str = ""  # the newest stored version judged (adopted or refused), "" when none
-    store_checked: float = -math.inf  # when the artifact store was last asked for a newer version
-    replayed_for: tuple | None = None  # (slo, cluster) of the last provisioning replay tried
-    replay: asyncio.Task | None = None  # the provisioning replay under way, if any
 
 
 class Refresher:
     def __init__(
         self,
-        store: StateStore,
+        workloads: Workloads,
         sources: Mapping[str, object],
         runner: ModelRunner,
         settings: Settings,
@@ -63,7 +48,7 @@ class Refresher:
         self._insights = insights
         self._replay_runner = replay_runner or runner  # provisioning replays: by default beside the fits
         self._artifacts = artifacts
-        self._store = store
+        self._workloads = workloads
         self._sources = sources
         self._runner = runner
         self._metrics = settings.metrics
@@ -71,7 +56,6 @@ class Refresher:
         self._provisioning = settings.provisioning
         self._telemetry = telemetry
         self._clock = clock
-        self._workloads: dict[WorkloadKey, _Workload] = {}
 
     def touch(self, trigger: TriggerSpec) -> None:
         """Note a call for `trigger`; the first one registers the workload and starts its refresh loop.
@@ -81,14 +65,11 @@ class Refresher:
         key = trigger.key
         w = self._workloads.get(key)
         if w is None:
-            w = self._workloads[key] = _Workload()
-            self._store.put(Snapshot(trigger))
+            w = self._workloads.add(trigger)
             w.task = asyncio.get_running_loop().create_task(self._run(key), name=f"refresh {'/'.join(key)}")
             log.info("workload registered", extra={"workload": "/".join(key), "source": trigger.source})
-        else:
-            snap = self._store.get(key)
-            if snap is not None and snap.trigger != trigger:  # the ScaledObject was edited
-                self._store.put(snap.with_trigger(trigger))
+        elif self._workloads.snapshot(key).trigger != trigger:  # the ScaledObject was edited
+            self._workloads.publish(key, trigger=trigger)
         w.last_seen = self._clock()
 
     async def wait_for_first_refresh(self, key: WorkloadKey, timeout: float) -> None:
@@ -112,20 +93,18 @@ class Refresher:
                 except Exception as e:  # a bug must not end the workload's refreshes: record it, go on
                     log.exception("refresh raised", extra={"workload": "/".join(key)})
                     self._fail(key, e, "fit_error")
-                self._workloads[key].first_refresh.set()  # even on failure: waiters get the error now
+                self._workloads.get(key).first_refresh.set()  # even on failure: waiters get the error now
                 # +-25 %: workloads registered together (a KEDA restart, a deploy) drift apart instead of
                 # all refreshing, and all updating at each new step, in the same second.
                 await asyncio.sleep(self._metrics.refresh_interval * random.uniform(0.75, 1.25))
-                if self._clock() - self._workloads[key].last_seen > self._metrics.idle_timeout:
+                if self._clock() - self._workloads.get(key).last_seen > self._metrics.idle_timeout:
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})
                     break
         finally:
-            w = self._workloads.pop(key, None)
-            if w is not None and w.replay is not None:
-                w.replay.cancel()
-            self._store.remove(key)
-            if self._insights is not None:
-                self._insights.forget(key)
+            w = self._workloads.drop(key)
+            for task in (w.replay, w.insights) if w is not None else ():
+                if task is not None:
+                    task.cancel()
 
     async def refresh(self, key: WorkloadKey) -> None:
         """One refresh: publish the observed value as soon as it is fetched, the forecast after.
@@ -134,7 +113,7 @@ class Refresher:
         or every `models.refit_interval`; otherwise the fitted model is only moved to the new data, and
         only when a new sample arrived since the last forecast.
         """
-        snap = self._store.get(key)
+        snap = self._workloads.snapshot(key)
         trigger = snap.trigger
         started = time.perf_counter()
         now = self._clock()
@@ -144,11 +123,9 @@ class Refresher:
         except SourceError as e:
             self._fail(key, e, "source_error")
             return
-        self._store.put(replace(
-            self._store.get(key), observed=history.last_value(), data_end=history.end, refreshed_at=now,
-            last_error="", last_error_kind="", consecutive_failures=0,
-        ))
-        w = self._workloads[key]
+        self._workloads.publish(key, observed=history.last_value(), data_end=history.end, refreshed_at=now,
+                                last_error="", last_error_kind="", consecutive_failures=0)
+        w = self._workloads.get(key)
         horizon = max(1, math.ceil(trigger.horizon / step))
         params = self._models.params_for(trigger.model, horizon, trigger.quantile)
         if self._artifacts is not None and (
@@ -174,13 +151,13 @@ class Refresher:
             self._fail(key, e, "fit_error")
             return
         w.artifact = fitted.artifact
-        before = self._store.get(key)
-        self._store.put(replace(before, forecast=fitted.forecast, forecast_at=now,
-                                model_details=fitted.details, fitted_at=w.fitted_at))
+        before = self._workloads.snapshot(key)
+        self._workloads.publish(key, forecast=fitted.forecast, forecast_at=now, model_details=fitted.details,
+                                fitted_at=w.fitted_at)
         self._telemetry.refreshes.labels(trigger.source, "ok").inc()
         self._telemetry.refresh_seconds.labels(trigger.source).observe(time.perf_counter() - started)
         if self._insights is not None:  # in a task of its own: never delays this or the next forecast
-            self._insights.follow(before, history)
+            self._insights.follow(w, before, history)
         if trigger.slo is not None and (refit or w.replayed_for != (trigger.slo, trigger.cluster)) and \
                 (w.replay is None or w.replay.done()):  # in a task of its own too: the next refresh never waits
             w.replayed_for = (trigger.slo, trigger.cluster)
@@ -192,7 +169,7 @@ class Refresher:
         """Choose how much to provision by replaying the workload's history, after its forecast is published:
         a replay that fails or lacks data never holds up serving; the last choice stays, and the note says why."""
         p = self._provisioning
-        last = self._store.get(key).provisioning  # the caller just published this workload's snapshot
+        last = self._workloads.snapshot(key).provisioning  # the caller just published this workload's snapshot
         kept = "the last choice stays" if last is not None else f"serving the default quantile {trigger.quantile:g}"
         try:
             choice = await self._replay_runner.choose_provisioning(
@@ -208,11 +185,9 @@ class Refresher:
             note = ""
             log.info("provisioning chosen", extra={"workload": "/".join(key), "plan": choice.plan.label,
                                                    "attainable": choice.attainable, "reason": choice.reason})
-        snap = self._store.get(key)
-        if snap is not None:  # the workload may have been dropped meanwhile
-            self._store.put(replace(snap, provisioning=choice, provisioning_note=note))
+        self._workloads.publish(key, provisioning=choice, provisioning_note=note)  # unless dropped meanwhile
 
-    async def _start_from_artifact(self, key: WorkloadKey, w: _Workload, trigger: TriggerSpec, params: dict,
+    async def _start_from_artifact(self, key: WorkloadKey, w: Workload, trigger: TriggerSpec, params: dict,
                                    step: int) -> bool:
         """Adopt the newest complete trained model of this workload, when it is newer than the last one seen
         and trained as the trigger asks; otherwise say why in the log and keep the model there is.
@@ -236,7 +211,7 @@ class Refresher:
             return False
         w.artifact, w.fitted_with, w.fitted_at = files["model.json"], (trigger.model, params), manifest["trained_at"]
         metrics = json.loads(files.get("metrics.json", b"{}"))
-        self._store.put(replace(self._store.get(key), model_version=version, backtest=metrics))
+        self._workloads.publish(key, model_version=version, backtest=metrics)
         log.info("adopted stored model", extra={"workload": "/".join(key), "version": version})
         return True
 
@@ -263,12 +238,11 @@ class Refresher:
         return history
 
     def _fail(self, key: WorkloadKey, error: Exception, result: str) -> None:
-        snap = self._store.get(key)
+        snap = self._workloads.snapshot(key)
         kind = error.__class__.__name__ if isinstance(error, HeliosError) else "InternalError"
         message = str(error) or kind
-        self._store.put(replace(
-            snap, last_error=message, last_error_kind=kind, consecutive_failures=snap.consecutive_failures + 1,
-        ))
+        self._workloads.publish(key, last_error=message, last_error_kind=kind,
+                                consecutive_failures=snap.consecutive_failures + 1)
         self._telemetry.refreshes.labels(snap.trigger.source, result).inc()
         if result == "source_error":
             self._telemetry.source_errors.labels(snap.trigger.source, kind).inc()
@@ -278,7 +252,7 @@ class Refresher:
         )
 
     async def close(self) -> None:
-        tasks = [t for w in self._workloads.values() for t in (w.task, w.replay) if t]
+        tasks = [t for w in self._workloads.records() for t in w.tasks()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

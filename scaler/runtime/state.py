@@ -1,16 +1,26 @@
-"""What the gRPC handlers read: one immutable snapshot per workload, replaced whole by the refresher.
+"""What the gRPC handlers read: one immutable snapshot per workload, and the answer it gives (pure).
 
-Handlers never wait on a lock: they read the current Snapshot object, which nobody mutates.
+Handlers never wait on a lock: they read the current Snapshot object, which nobody mutates; a change
+is a new Snapshot, published by runtime/workloads.py (the only writer).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
 
 from helios.engine.anomaly.base import Severity
-from helios.engine.demand import Provisioning, forecast_covers, next_window_change, provisioned_demand, sanitize
+from helios.engine.demand import (
+    HPA_TOLERANCE,
+    Provisioned,
+    Provisioning,
+    forecast_covers,
+    next_window_change,
+    provision,
+    sanitize,
+)
+from helios.engine.recommend import Recommendation
 from helios.engine.replay.provision import Choice, guarded
 from helios.engine.tracking import ForecastError
 from helios.engine.types import Forecast, Series
@@ -57,11 +67,11 @@ class Snapshot:
     # trigger fixes its quantile); `provisioning_note` says why there is none, or why the last replay failed.
     provisioning: Choice | None = None
     provisioning_note: str = ""
-    # What insights.py derives after each new forecast (None until the first one):
+    # What runtime/insights.py derives after each new forecast (None until the first one):
     recent: Series | None = None  # the last samples the forecast was made from, aligned (Explain shows them)
     anomaly: AnomalyReading | None = None
     forecast_error: ForecastError | None = None  # rolling, of the served forecasts whose actuals arrived
-    recommendation: Any = None  # engine.recommend.Recommendation
+    recommendation: Recommendation | None = None
     current_replicas_source: str = ""  # "estimate": the replicas Helios's last answer asked the HPA for
 
     def with_trigger(self, trigger: TriggerSpec) -> Snapshot:
@@ -75,9 +85,10 @@ class Answer:
     availability: Availability
     value: float = 0.0
     basis: str = ""  # "forecast", "headroom" (the replay chose it), "observed" (no forecast yet, or mode observe)
-    detail: str = ""
+    detail: str = ""  # why there is no value (what KEDA is told), "" when there is one
     valid_until: float = 0.0  # the same snapshot gives the same answer until then
     plan: Provisioning | None = None  # how the value was provisioned (forecast and headroom answers)
+    reason: str = ""  # how the value was reached, for people (Explain)
 
 
 def plan_for(snap: Snapshot, trigger: TriggerSpec) -> Provisioning:
@@ -92,67 +103,57 @@ def plan_for(snap: Snapshot, trigger: TriggerSpec) -> Provisioning:
 
 
 def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_limit: float) -> Answer:
-    """The metric value for `trigger` now, from the latest snapshot (pure; no I/O)."""
+    """The metric value for `trigger` now, from the latest snapshot, and why (pure; no I/O)."""
     if snap is None or snap.refreshed_at is None or snap.observed is None:
         if snap is not None and snap.last_error_kind == "BadQuery":
-            return Answer(Availability.BAD_QUERY, detail=snap.last_error)
+            return _failing(Availability.BAD_QUERY, snap.last_error)
         why = f"; last error: {snap.last_error}" if snap and snap.last_error else ""
-        return Answer(Availability.NO_DATA, detail=f"no data yet, first refresh pending{why}")
+        return _failing(Availability.NO_DATA, f"no data yet, first refresh pending{why}")
     age = now - snap.refreshed_at
     fresh_until = snap.refreshed_at + staleness_limit
     if age > staleness_limit:
-        return Answer(
-            Availability.STALE,
-            detail=f"last good refresh {age:.0f}s ago exceeds the staleness limit of {staleness_limit:.0f}s; "
-            f"last error: {snap.last_error or 'none'}",
-        )
+        return _failing(Availability.STALE, f"last good refresh {age:.0f}s ago exceeds the staleness limit of "
+                                            f"{staleness_limit:.0f}s; last error: {snap.last_error or 'none'}")
     if trigger.mode == "observe":
-        return Answer(Availability.OK, sanitize(snap.observed), "observed", valid_until=fresh_until)
+        return _observed(snap, fresh_until, "the trigger's mode is observe")
     plan = plan_for(snap, trigger)
     if plan.basis == "headroom":
-        value = provisioned_demand(None, snap.observed, now, trigger.lead_time, plan)
-        return Answer(Availability.OK, value, "headroom", valid_until=fresh_until, plan=plan)
+        served = provision(None, snap.observed, now, trigger.lead_time, plan)
+        return Answer(Availability.OK, served.value, "headroom", valid_until=fresh_until, plan=plan,
+                      reason=_reason(served, snap, trigger, plan))
     if snap.forecast is None:
-        return Answer(Availability.OK, sanitize(snap.observed), "observed", valid_until=fresh_until)
+        return _observed(snap, fresh_until, "no forecast yet")
     if not forecast_covers(snap.forecast, now):
-        return Answer(Availability.STALE, detail="the latest forecast ends before now: the source's data is too old")
-    value = provisioned_demand(snap.forecast, snap.observed, now, trigger.lead_time, plan)
+        return _failing(Availability.STALE, "the latest forecast ends before now: the source's data is too old")
+    served = provision(snap.forecast, snap.observed, now, trigger.lead_time, plan)
     until = min(fresh_until, next_window_change(snap.forecast, now, trigger.lead_time))
-    return Answer(Availability.OK, value, "forecast", valid_until=until, plan=plan)
+    return Answer(Availability.OK, served.value, "forecast", valid_until=until, plan=plan,
+                  reason=_reason(served, snap, trigger, plan))
 
 
-class StateStore:
-    """Snapshots by workload key. Written only from the event loop; read from anywhere."""
+def _failing(availability: Availability, detail: str) -> Answer:
+    return Answer(availability, detail=detail, reason=f"GetMetrics fails now ({availability.value}): {detail}")
 
-    def __init__(self, staleness_limit: float) -> None:
-        self._staleness_limit = staleness_limit
-        self._snapshots: dict[WorkloadKey, Snapshot] = {}
-        self._answers: dict[WorkloadKey, tuple[TriggerSpec, Answer]] = {}
 
-    def get(self, key: WorkloadKey) -> Snapshot | None:
-        return self._snapshots.get(key)
+def _observed(snap: Snapshot, valid_until: float, why: str) -> Answer:
+    value = sanitize(snap.observed)
+    return Answer(Availability.OK, value, "observed", valid_until=valid_until,
+                  reason=f"{value:g}: the latest observed value ({why})")
 
-    def put(self, snap: Snapshot) -> None:
-        key = snap.trigger.key
-        self._snapshots[key] = snap
-        self._answers.pop(key, None)
 
-    def remove(self, key: WorkloadKey) -> None:
-        self._snapshots.pop(key, None)
-        self._answers.pop(key, None)
+_RULES = {
+    "forecast": "the forecast",
+    "observed floor": "the observed value (the floor)",
+    "tolerance": f"the forecast rises, by less than the HPA's tolerance: observed x {1 + HPA_TOLERANCE:g}",
+}
 
-    def answer(self, trigger: TriggerSpec, now: float) -> Answer:
-        """state.answer for the event loop, remembered until the snapshot or the lead window changes:
-        KEDA and the HPA ask about each workload several times a minute, the answer moves once a step."""
-        key = trigger.key
-        hit = self._answers.get(key)
-        if hit is not None and hit[0] is trigger and now < hit[1].valid_until:
-            return hit[1]
-        result = answer(self._snapshots.get(key), trigger, now, self._staleness_limit)
-        self._answers[key] = (trigger, result)
-        return result
 
-    def all(self) -> list[Snapshot]:
-        # list(dict.values()) runs without releasing the GIL, so the /metrics thread gets a
-        # consistent list even while the event loop adds or removes workloads.
-        return list(self._snapshots.values())
+def _reason(served: Provisioned, snap: Snapshot, trigger: TriggerSpec, plan: Provisioning) -> str:
+    hpa = (f"The HPA aims for ceil({served.value:g} / targetValue {trigger.target_value:g}) = "
+           f"{math.ceil(served.value / trigger.target_value)} replicas")
+    raised = f" x {1 + plan.margin:g} (the plan's margin)" if plan.margin else ""
+    if served.peak is None:
+        return f"{served.value:g} = observed {snap.observed:g}{raised}: {plan.label}. {hpa}"
+    return (f"{served.value:g} = max(peak of the q{plan.quantile:g} forecast over the lead window (now, now + "
+            f"{trigger.lead_time:g}s] = {served.peak:g}, observed {snap.observed:g}){raised}: "
+            f"{_RULES[served.rule]}. {hpa}")

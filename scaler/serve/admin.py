@@ -1,7 +1,8 @@
 """helios.admin.v1.Admin: what the scaler tracks, forecasts, flags and recommends, and why.
 
-For people (grpcurl through reflection) and dashboards; KEDA never calls it. Tracked workloads are
-answered from their latest snapshot; ad-hoc series are fitted in the worker processes, size-bounded.
+For people (grpcurl through reflection) and dashboards; KEDA never calls it. This servicer only checks
+and converts requests (admin_inputs.py) and responses; the work is runtime/inquiries.py's, and tracked
+workloads are answered from their latest snapshot.
 """
 
 from __future__ import annotations
@@ -13,38 +14,29 @@ import sys
 import time
 from collections.abc import Callable
 
-import grpc
-
 from helios.engine.anomaly import NAMES as DETECTORS
-from helios.engine.anomaly import Severity, severity
-from helios.engine.demand import HPA_TOLERANCE, expected_demand
-from helios.engine.errors import HeliosError
+from helios.engine.anomaly import Severity
 from helios.engine.models import MODELS
-from helios.engine.pipeline import detect_all
-from helios.engine.recommend import Recommendation, WorkloadInputs, recommend
-from helios.engine.replay.provision import GUARD_DROP
-from helios.engine.types import Forecast, Series
+from helios.engine.recommend import Recommendation, WorkloadInputs
+from helios.engine.types import Forecast
 
 from ..config.settings import Settings
 from ..pb import admin_pb2 as pb
 from ..pb import admin_pb2_grpc as pb_grpc
-from ..runtime.insights import Insights
-from ..runtime.runner import FitTimeout, ModelRunner, WorkerDied
-from ..runtime.state import AnomalyReading, Availability, Snapshot, StateStore, answer, plan_for
+from ..runtime.inquiries import Inquiries, severity_of
+from ..runtime.state import AnomalyReading, Availability, Snapshot, answer, plan_for
 from ..runtime.telemetry import Telemetry
 from . import admin_inputs as inputs
-from .calls import CallError, unary
+from .calls import unary
 
 
 class Admin(pb_grpc.AdminServicer):
     call_log_level = logging.INFO  # people's calls, few: each is worth a line (calls.unary)
 
-    def __init__(self, store: StateStore, runner: ModelRunner, insights: Insights, settings: Settings,
-                 telemetry: Telemetry, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, inquiries: Inquiries, settings: Settings, telemetry: Telemetry,
+                 clock: Callable[[], float] = time.time) -> None:
         self.telemetry = telemetry
-        self._store = store
-        self._runner = runner
-        self._insights = insights
+        self._ask = inquiries
         self._settings = settings
         self._clock = clock
 
@@ -59,7 +51,7 @@ class Admin(pb_grpc.AdminServicer):
             horizon = inputs.duration(request.horizon, 0.0, "horizon", problems)
             if problems:
                 raise inputs.invalid(problems)
-            snap = self._with_forecast(request.workload)
+            snap = self._ask.with_forecast(_key(request.workload))
             return _predict_response(_head(snap.forecast, horizon, request.horizon), level, snap.forecast_at,
                                      snap.data_end)
         if target != "series":
@@ -76,7 +68,7 @@ class Admin(pb_grpc.AdminServicer):
                             "allowed")
         if problems:
             raise inputs.invalid(problems)
-        forecast = await self._fit(model, series, step, steps, "series")
+        forecast = await self._ask.forecast(model, series, step, steps, "series")
         return _predict_response(forecast, level, self._clock(), series.end)
 
     # --- anomalies ---------------------------------------------------------------------------------
@@ -84,43 +76,22 @@ class Admin(pb_grpc.AdminServicer):
     @unary
     async def Detect(self, request: pb.DetectRequest, context) -> pb.DetectResponse:
         problems: list[str] = []
-        detector = request.detector or self._default_detector()
+        detector = request.detector or self._ask.default_detector
         if detector not in DETECTORS:
             problems.append(f"detector: {request.detector!r} is unknown; allowed: {', '.join(DETECTORS)}")
         if request.last < 0:
             problems.append(f"last: {request.last} must be >= 0 (0: every point)")
-        target = request.WhichOneof("target")
-        if target == "workload":
-            if problems:
-                raise inputs.invalid(problems)
-            snap = self._tracked(request.workload)
-            series, step = self._insights.history(snap.trigger.key), int(self._settings.metrics.step)
-            saved = self._insights.detector(snap.trigger.key, detector)  # no refit when the workload has one
-            if series is None:
-                raise CallError(grpc.StatusCode.UNAVAILABLE,
-                                f"workload: {_name(request.workload)} has no history yet; its first refresh is pending")
-        elif target == "series":
-            series, step = self._series(request.series, "series", problems)
-            saved = None
-            if problems:
-                raise inputs.invalid(problems)
+        if _target(request, problems, "series", "an ad-hoc series") == "workload":
+            aligned, scores = await self._ask.detect_workload(_key(request.workload), detector)
         else:
-            raise inputs.invalid(["target: set `workload` (a tracked workload) or `series` (an ad-hoc series)"])
-        try:
-            aligned, scores = await self._runner.call(detect_all, detector, series, step, saved,
-                                                      timeout=self._settings.models.fit_timeout)
-        except (FitTimeout, WorkerDied) as e:
-            raise _busy(e) from None
-        except HeliosError as e:
-            raise inputs.invalid([f"{target}: {e}"]) from None
+            series, step = self._series(request.series, "series", problems)
+            if problems:
+                raise inputs.invalid(problems)
+            aligned, scores = await self._ask.detect_series(series, step, detector)
         points = [_anomaly_point(t, v, s) for t, v, s in zip(
             aligned.timestamps.tolist(), aligned.values.tolist(), scores.scores.tolist(), strict=True)]
         return pb.DetectResponse(detector=detector, points=points[-request.last:] if request.last else points,
                                  flagged=int(scores.flagged.sum()), latest=points[-1] if points else None)
-
-    def _default_detector(self) -> str:
-        configured = self._settings.anomaly.detector
-        return "xgboost" if configured == "none" else configured
 
     # --- recommendations ---------------------------------------------------------------------------
 
@@ -129,14 +100,8 @@ class Admin(pb_grpc.AdminServicer):
         problems: list[str] = []
         if request.current_replicas < 0:
             problems.append(f"current_replicas: {request.current_replicas} must be >= 0")
-        target = request.WhichOneof("target")
-        if target == "workload":
-            if problems:
-                raise inputs.invalid(problems)
-            snap = self._with_forecast(request.workload)
-            return _recommendation(*self._recommend_tracked(snap, request.current_replicas))
-        if target != "inputs":
-            raise inputs.invalid(["target: set `workload` (a tracked workload) or `inputs` (ad-hoc metrics)"])
+        if _target(request, problems, "inputs", "ad-hoc metrics") == "workload":
+            return _recommendation(*self._ask.recommend_tracked(_key(request.workload), request.current_replicas))
         if request.current_replicas < 1:
             problems.append("current_replicas: required with `inputs` (the replicas running now), >= 1")
         given = request.inputs
@@ -152,49 +117,21 @@ class Admin(pb_grpc.AdminServicer):
             value = getattr(given, field)
             if value < 0 or not math.isfinite(value):
                 problems.append(f"inputs.{field}: {value} must be a finite number >= 0 (0: not known)")
-        if given.HasField("anomaly_score") and not math.isfinite(given.anomaly_score):
+        scored = given.HasField("anomaly_score")
+        if scored and not math.isfinite(given.anomaly_score):
             problems.append("inputs.anomaly_score: must be finite")
         if problems:
             raise inputs.invalid(problems)
-        if forecast is None:
-            horizon = math.ceil(self._settings.models.horizon / step)
-            forecast = await self._fit(self._settings.models.default, load, step, horizon, "inputs.load")
-        score, severity = await self._score(given, load, step)
         facts = WorkloadInputs(
             current_replicas=request.current_replicas, capacity_per_replica=given.capacity_per_replica,
             load_history=load, load_forecast=forecast,
             cpu_usage_cores=cpu if len(cpu) else None, cpu_request_cores=given.cpu_request_cores or None,
             memory_usage_bytes=memory if len(memory) else None, memory_limit_bytes=given.memory_limit_bytes or None,
-            anomaly_score=score, anomaly_severity=severity,
+            anomaly_score=given.anomaly_score if scored else None,
+            anomaly_severity=severity_of(given.anomaly_score) if scored else Severity.NONE,
         )
-        # The caller's data sets the time: "now" is its last load sample, however old.
-        rec = recommend(facts, self._insights.policy, None, float(load.end))
+        rec = await self._ask.recommend_given(facts, step, anomaly_given=scored)
         return _recommendation(rec, "request", self._clock())
-
-    def _recommend_tracked(self, snap: Snapshot, current_replicas: int) -> tuple[Recommendation, str, float]:
-        now = self._clock()
-        if current_replicas:
-            facts = self._insights.inputs_for(snap, snap.recent, snap.anomaly, current_replicas)
-            rec = recommend(facts, self._insights.policy, self._insights.last_action(snap.trigger.key), now)
-            return rec, "request", now
-        if snap.recommendation is None:
-            raise CallError(grpc.StatusCode.UNAVAILABLE, f"workload: {'/'.join(snap.trigger.key)} has no "
-                            "recommendation yet; pass current_replicas to get one now")
-        return snap.recommendation, snap.current_replicas_source, snap.forecast_at or now
-
-    async def _score(self, given: pb.RecommendInputs, load: Series, step: int) -> tuple[float | None, Severity]:
-        if given.HasField("anomaly_score"):
-            score = given.anomaly_score
-            return score, _severity_of(score)
-        if self._settings.anomaly.detector == "none":
-            return None, Severity.NONE
-        try:
-            _, scores = await self._runner.call(detect_all, self._settings.anomaly.detector, load, step,
-                                                timeout=self._settings.models.fit_timeout)
-        except HeliosError:  # too short to score: the anomaly rules are not evaluated
-            return None, Severity.NONE
-        last = float(scores.scores[-1])
-        return (None, Severity.NONE) if math.isnan(last) else (last, Severity(int(scores.severity[-1])))
 
     # --- models and workloads ----------------------------------------------------------------------
 
@@ -209,7 +146,7 @@ class Admin(pb_grpc.AdminServicer):
             for name, cls in sorted(MODELS.items())
         ]
         loaded = []
-        for snap in sorted(self._store.all(), key=lambda s: s.trigger.key):
+        for snap in self._ask.tracked_snapshots():
             if snap.forecast is None:
                 continue
             row = pb.LoadedModel(ref=_ref(snap), model=snap.trigger.model, forecast_model=snap.forecast.model,
@@ -225,9 +162,7 @@ class Admin(pb_grpc.AdminServicer):
     async def ListWorkloads(self, request: pb.ListWorkloadsRequest, context) -> pb.ListWorkloadsResponse:
         now = self._clock()
         return pb.ListWorkloadsResponse(workloads=[
-            self._status(snap, now) for snap in sorted(self._store.all(), key=lambda s: s.trigger.key)
-            if not request.namespace or snap.trigger.namespace == request.namespace
-        ])
+            self._status(snap, now) for snap in self._ask.tracked_snapshots(request.namespace)])
 
     @unary
     async def Explain(self, request: pb.ExplainRequest, context) -> pb.ExplainResponse:
@@ -235,15 +170,15 @@ class Admin(pb_grpc.AdminServicer):
         horizon = inputs.duration(request.horizon, 0.0, "horizon", problems)
         if problems:
             raise inputs.invalid(problems)
-        snap = self._with_forecast(request.workload)
+        snap = self._ask.with_forecast(_key(request.workload))
         now = self._clock()
         level = self._settings.models.interval_level
         response = pb.ExplainResponse(
             status=self._status(snap, now),
             forecast=_predict_response(_head(snap.forecast, horizon, request.horizon), level, snap.forecast_at,
                                        snap.data_end),
-            model_choice=_model_choice(snap, self._settings.models.default),
-            served_value_reason=self._served_reason(snap, now),
+            model_choice=self._ask.model_choice(snap),
+            served_value_reason=self._answer(snap, now).reason,
         )
         if snap.recent is not None:
             response.recent_inputs.extend(pb.Sample(timestamp=inputs.timestamp(t), value=v) for t, v in zip(
@@ -259,47 +194,16 @@ class Admin(pb_grpc.AdminServicer):
                 e.mape, e.coverage, e.matured
         return response
 
-    def _served_reason(self, snap: Snapshot, now: float) -> str:
-        t = snap.trigger
-        result = answer(snap, t, now, self._settings.metrics.staleness_limit)
-        if result.availability is not Availability.OK:
-            return f"GetMetrics fails now ({result.availability.value}): {result.detail}"
-        if result.basis == "observed":
-            why = "the trigger's mode is observe" if t.mode == "observe" else "no forecast yet"
-            return f"{result.value:g}: the latest observed value ({why})"
-        plan = result.plan
-        hpa = (f"The HPA aims for ceil({result.value:g} / targetValue {t.target_value:g}) = "
-               f"{math.ceil(result.value / t.target_value)} replicas")
-        raised = f" x {1 + plan.margin:g} (the plan's margin)" if plan.margin else ""
-        if result.basis == "headroom":
-            return f"{result.value:g} = observed {snap.observed:g}{raised}: {plan.label}. {hpa}"
-        peak = expected_demand(snap.forecast, 0.0, now, t.lead_time, plan.quantile)
-        chosen = "the forecast" if peak >= (snap.observed or 0.0) else "the observed value (the floor)"
-        if result.value > max(peak, snap.observed or 0.0) * (1 + plan.margin) * (1 + 1e-12):
-            chosen = f"the forecast rises, by less than the HPA's tolerance: observed x {1 + HPA_TOLERANCE:g}"
-        return (f"{result.value:g} = max(peak of the q{plan.quantile:g} forecast over the lead window (now, now + "
-                f"{t.lead_time:g}s] = {peak:g}, observed {snap.observed:g}){raised}: {chosen}. {hpa}")
+    def _answer(self, snap: Snapshot, now: float):
+        return answer(snap, snap.trigger, now, self._settings.metrics.staleness_limit)
 
-    def _provisioning(self, snap: Snapshot, now: float) -> pb.Provisioning:
-        t = snap.trigger
+    def _provisioning(self, snap: Snapshot) -> pb.Provisioning:
+        t, choice = snap.trigger, snap.provisioning
         plan = plan_for(snap, t)
-        out = pb.Provisioning(basis=plan.basis, plan=plan.label,
+        out = pb.Provisioning(basis=plan.basis, plan=plan.label, reason=self._ask.provisioning_reason(snap),
                               target_shortfall=t.slo.target_shortfall if t.slo else 0.0)
-        choice = snap.provisioning
-        if t.slo is None:
-            out.reason = f"the trigger fixes its quantile ({t.quantile:g}): no replay"
-        elif choice is None or not choice.made_for(t.slo, t.cluster):
-            out.reason = snap.provisioning_note or f"no replay for this trigger yet: serving the default quantile " \
-                                                   f"{t.quantile:g} until the next refit"
-        else:
+        if t.slo is not None and choice is not None and choice.made_for(t.slo, t.cluster):
             out.attainable, out.replayed_hours = choice.attainable, choice.replayed_seconds / 3600
-            out.reason = choice.reason + (f"; the last replay failed: {snap.provisioning_note}"
-                                          if snap.provisioning_note else "")
-            if plan != choice.plan:
-                e = snap.forecast_error
-                out.reason = (f"guard: the served forecasts' rolling interval coverage {e.coverage:.2f} is more than "
-                              f"{GUARD_DROP:g} below the replay's {choice.forecast_coverage:.2f}: serving headroom "
-                              f"until it recovers; the choice was {out.reason}")
             for field, r in (("chosen", choice.replayed), ("headroom", choice.headroom)):
                 getattr(out, field).CopyFrom(pb.ReplayOutcome(
                     plan=r.plan.label, shortfall=r.underprovisioned_fraction, unserved=r.unserved_fraction,
@@ -309,14 +213,14 @@ class Admin(pb_grpc.AdminServicer):
 
     def _status(self, snap: Snapshot, now: float) -> pb.WorkloadStatus:
         t = snap.trigger
-        result = answer(snap, t, now, self._settings.metrics.staleness_limit)
+        result = self._answer(snap, now)
         row = pb.WorkloadStatus(
             ref=_ref(snap), source=t.source, model=t.model, mode=t.mode, target_value=t.target_value,
             stale=result.availability is Availability.STALE, last_error=snap.last_error,
             consecutive_failures=snap.consecutive_failures,
             forecast_age_seconds=now - snap.forecast_at if snap.forecast_at else 0.0,
             selection_losses=_numbers((snap.model_details or {}).get("losses")), model_version=snap.model_version,
-            backtest_scores=_numbers(snap.backtest), provisioning=self._provisioning(snap, now),
+            backtest_scores=_numbers(snap.backtest), provisioning=self._provisioning(snap),
         )
         if snap.observed is not None:
             row.observed_value = snap.observed
@@ -330,40 +234,24 @@ class Admin(pb_grpc.AdminServicer):
             row.fitted_at.CopyFrom(inputs.timestamp(snap.fitted_at))
         return row
 
-    # --- shared ------------------------------------------------------------------------------------
-
-    def _tracked(self, ref: pb.WorkloadRef) -> Snapshot:
-        snap = self._store.get((ref.namespace, ref.name, ref.metric_name))
-        if snap is None:
-            raise CallError(grpc.StatusCode.NOT_FOUND, f"workload: {_name(ref)} is not tracked; ListWorkloads shows "
-                            "what is")
-        return snap
-
-    def _with_forecast(self, ref: pb.WorkloadRef) -> Snapshot:
-        snap = self._tracked(ref)
-        if snap.forecast is None:
-            detail = snap.last_error or "its first forecast is not ready yet"
-            raise CallError(grpc.StatusCode.UNAVAILABLE, f"workload: {_name(ref)} has no forecast: {detail}")
-        return snap
-
-    def _series(self, message: pb.Series, field: str, problems: list[str]) -> tuple[Series, int]:
+    def _series(self, message: pb.Series, field: str, problems: list[str]):
         step = inputs.duration(message.step, self._settings.metrics.step, f"{field}.step", problems)
         return inputs.series(message, field, problems), int(step)
 
-    async def _fit(self, model: str, series: Series, step: int, horizon: int, field: str) -> Forecast:
-        params = self._settings.models.params_for(model, horizon)
-        try:
-            fitted = await self._runner.fit(model, params, series, step, horizon, self._settings.models.fit_timeout)
-        except (FitTimeout, WorkerDied) as e:
-            raise _busy(e) from None
-        except HeliosError as e:
-            raise inputs.invalid([f"{field}: {e}"]) from None
-        return fitted.forecast
+
+def _target(request, problems: list[str], adhoc: str, what: str) -> str:
+    """The request's `target`: "workload" or `adhoc`. A tracked workload needs no more fields, so the
+    problems found so far are raised now."""
+    target = request.WhichOneof("target")
+    if target not in ("workload", adhoc):
+        raise inputs.invalid([f"target: set `workload` (a tracked workload) or `{adhoc}` ({what})"])
+    if target == "workload" and problems:
+        raise inputs.invalid(problems)
+    return target
 
 
-def _busy(error: Exception) -> CallError:
-    """The fit, not the input, failed: the time budget ran out or the worker died. Retrying may work."""
-    return CallError(grpc.StatusCode.UNAVAILABLE, f"the model run did not finish: {error}")
+def _key(ref: pb.WorkloadRef) -> tuple[str, str, str]:
+    return ref.namespace, ref.name, ref.metric_name
 
 
 def _head(forecast: Forecast, horizon: float, text: str) -> Forecast:
@@ -403,24 +291,8 @@ def _recommendation(rec: Recommendation, source: str, at: float) -> pb.Recommend
     )
 
 
-def _model_choice(snap: Snapshot, default: str) -> str:
-    t, details = snap.trigger, snap.model_details or {}
-    losses = details.get("losses") or {}
-    if t.model == "auto" and losses:
-        def best(kind: str) -> str:  # the three lowest of one loss, e.g. "prophet 1.16, naive+prophet 1.18, ..."
-            mine = sorted((loss, name.split(":", 1)[1]) for name, loss in losses.items() if name.startswith(kind))
-            return ", ".join(f"{name} {loss:.4g}" for loss, name in mine[:3])
-        quantile = f"q{t.quantile:g}:"
-        return (f"auto chose {snap.forecast.model} by its holdout losses (lower is better; see "
-                f"engine/models/auto.py). Point, mean absolute error: {best('point:')}. Quantile {t.quantile:g}, "
-                f"pinball loss: {best(quantile)}")
-    origin = "the server default (models.default)" if t.model == default else "the trigger's `model` key"
-    version = f", from trained artifact {snap.model_version}" if snap.model_version else ""
-    return f"{t.model}, set by {origin}{version}"
-
-
 def _anomaly_point(t: int, value: float, score: float) -> pb.AnomalyPoint:
-    severity = Severity.NONE if math.isnan(score) else _severity_of(score)
+    severity = severity_of(score)
     return pb.AnomalyPoint(timestamp=inputs.timestamp(t), value=value, score=score,
                            anomaly=severity >= Severity.WARNING, severity=severity.name)
 
@@ -429,17 +301,9 @@ def _reading_point(reading: AnomalyReading) -> pb.AnomalyPoint:
     return _anomaly_point(reading.timestamp, reading.value, reading.score)
 
 
-def _severity_of(score: float) -> Severity:
-    return Severity(int(severity([score])[0]))
-
-
 def _ref(snap: Snapshot) -> pb.WorkloadRef:
     t = snap.trigger
     return pb.WorkloadRef(namespace=t.namespace, name=t.name, metric_name=t.metric_name)
-
-
-def _name(ref: pb.WorkloadRef) -> str:
-    return f"{ref.namespace}/{ref.name}/{ref.metric_name}"
 
 
 def _numbers(mapping: dict | None) -> dict[str, float]:

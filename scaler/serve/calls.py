@@ -14,6 +14,7 @@ import time
 import grpc
 
 from ..config.metadata import InvalidMetadata
+from ..runtime.inquiries import NotReady, NotTracked, Rejected
 from ..runtime.state import Answer, Availability
 from ..runtime.telemetry import Telemetry
 
@@ -41,8 +42,12 @@ def unavailable_answer(answer: Answer, workload: str) -> CallError:
 def _status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, CallError):
         return error.code, str(error)
-    if isinstance(error, InvalidMetadata):
+    if isinstance(error, InvalidMetadata | Rejected):
         return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+    if isinstance(error, NotTracked):
+        return grpc.StatusCode.NOT_FOUND, str(error)
+    if isinstance(error, NotReady):
+        return grpc.StatusCode.UNAVAILABLE, str(error)
     log.exception("unexpected error in a gRPC handler")
     return grpc.StatusCode.INTERNAL, f"internal error ({error.__class__.__name__}); see the Helios logs"
 

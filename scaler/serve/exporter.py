@@ -16,13 +16,14 @@ from prometheus_client.registry import Collector
 from helios.engine.demand import interval_confidence
 
 from ..config.settings import Settings
-from ..runtime.state import Availability, Snapshot, StateStore, answer
+from ..runtime.state import Availability, Snapshot, answer
+from ..runtime.store import SnapshotStore
 
 LABELS = ["namespace", "scaledobject", "metric"]
 
 
 class SnapshotCollector(Collector):
-    def __init__(self, store: StateStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: SnapshotStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock

@@ -18,18 +18,19 @@ from ..config.settings import Settings
 from ..pb import externalscaler_pb2 as pb
 from ..pb import externalscaler_pb2_grpc as pb_grpc
 from ..runtime.refresher import Refresher
-from ..runtime.state import Answer, Availability, StateStore
+from ..runtime.state import Answer, Availability
 from ..runtime.telemetry import Telemetry
+from ..runtime.workloads import Workloads
 from .calls import CallError, streaming, unary, unavailable_answer
 
 
 class ExternalScaler(pb_grpc.ExternalScalerServicer):
-    def __init__(self, parse: MetadataParser, refresher: Refresher, store: StateStore, settings: Settings,
+    def __init__(self, parse: MetadataParser, refresher: Refresher, workloads: Workloads, settings: Settings,
                  telemetry: Telemetry, clock: Callable[[], float] = time.time) -> None:
         self.telemetry = telemetry
         self._parse = parse
         self._refresher = refresher
-        self._store = store
+        self._workloads = workloads
         self._settings = settings
         self._clock = clock
 
@@ -39,10 +40,10 @@ class ExternalScaler(pb_grpc.ExternalScalerServicer):
         return trigger
 
     async def _answer(self, trigger: TriggerSpec) -> Answer:
-        snap = self._store.get(trigger.key)
+        snap = self._workloads.snapshot(trigger.key)
         if snap is None or snap.forecast is None:  # first contact: its first refresh may be under way
             await self._refresher.wait_for_first_refresh(trigger.key, self._settings.metrics.first_answer_wait)
-        result = self._store.answer(trigger, self._clock())
+        result = self._workloads.answer(trigger, self._clock())
         if result.availability is not Availability.OK:
             raise unavailable_answer(result, "/".join(trigger.key))
         return result

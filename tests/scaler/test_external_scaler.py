@@ -86,7 +86,8 @@ async def test_stream_sends_nothing_while_activity_is_unchanged(start_app, clien
     path = write_trace(tmp_path / "web.csv", np.full(300, 20.0))
     client = client_for(await start_app())
     call = client.scaler.StreamIsActive(client.ref({"source": "file", "path": str(path), "targetValue": "10"}))
-    await asyncio.wait_for(call.read(), 3)
+    first = await asyncio.wait_for(call.read(), 3)
+    assert first.result is True  # 20 > activationValue 0
     with pytest.raises(asyncio.TimeoutError):  # 0.5 s = 10 checks at 0.05 s, and no message
         await asyncio.wait_for(asyncio.shield(call.read()), 0.5)
     call.cancel()

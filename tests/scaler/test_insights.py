@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import replace
 
 import grpc
 import numpy as np
@@ -108,7 +107,7 @@ async def test_recommend_for_a_workload_with_the_running_replica_count(start_app
 async def test_rolling_forecast_error_is_exported_per_workload(start_app, client_for, tmp_path):
     app, client, ref = await tracked(start_app, client_for, tmp_path, np.full(400, 20.0))
     key = ("shop", "web", ref.metric_name)
-    app.store.put(replace(app.store.get(key), forecast_error=ForecastError(12, 0.125, 0.75)))
+    app.workloads.publish(key, forecast_error=ForecastError(12, 0.125, 0.75))
     text = client.scrape()
     labels = {"namespace": "shop", "scaledobject": "web", "metric": ref.metric_name}
     assert sample_value(text, "helios_forecast_mape", **labels) == 0.125
@@ -232,7 +231,7 @@ async def test_the_xgboost_detector_is_fitted_once_per_refit_interval_in_process
     await insights_of(app, key)
     first = app.store.get(key).anomaly
     assert first.detector == "xgboost" and first.severity.name == "CRITICAL"
-    fitted = app.insights._memory[key].detector_fitted_at
+    fitted = app.workloads.get(key).detector_fitted_at
     await app.refresher.refresh(key)  # no new sample: no new forecast, nothing scored
     write_trace(path, [*spiky(n=2016), 50.0])  # the next sample arrives
     await app.refresher.refresh(key)
@@ -243,4 +242,4 @@ async def test_the_xgboost_detector_is_fitted_once_per_refit_interval_in_process
     text = client.scrape()
     assert sample_value(text, "helios_model_fit_duration_seconds_count", model="xgboost", operation="detect") == 2
     assert app.store.get(key).anomaly.timestamp == first.timestamp + 300
-    assert app.insights._memory[key].detector_fitted_at == fitted  # scored with the saved detector, not refitted
+    assert app.workloads.get(key).detector_fitted_at == fitted  # scored with the saved detector, not refitted

@@ -1,0 +1,110 @@
+"""One record per workload, and the one writer of its snapshot.
+
+A workload is what one ScaledObject trigger asks about: (namespace, name, metric name). Everything
+Helios keeps about it between refreshes lives in its `Workload` record: the refresh task, the fitted
+model, the provisioning replay, the anomaly detector and forecast ledger. What the handlers read is
+its immutable Snapshot, which only `Workloads.publish` replaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field, replace
+
+from helios.engine.recommend import LastAction
+from helios.engine.tracking import ForecastLedger
+from helios.engine.types import Series
+
+from ..config.metadata import TriggerSpec
+from .state import Answer, Snapshot, WorkloadKey, answer
+from .store import SnapshotStore
+
+
+@dataclass
+class Workload:
+    """What one workload's own tasks (its refresh loop, and the replay and insights runs it starts) keep
+    between refreshes. Only those tasks change it, one at a time, on the event loop."""
+
+    last_seen: float = 0.0
+    task: asyncio.Task | None = None  # the refresh loop
+    first_refresh: asyncio.Event = field(default_factory=asyncio.Event)
+    # The fitted forecasting model, kept here (handlers never need it) for the next update.
+    artifact: bytes | None = None
+    fitted_with: tuple | None = None  # (model, params) of the artifact: a changed trigger means a new fit
+    fitted_at: float = 0.0
+    version: str = ""  # the newest stored version judged (adopted or refused), "" when none
+    store_checked: float = -math.inf  # when the artifact store was last asked for a newer version
+    # Provisioning replays.
+    replayed_for: tuple | None = None  # (slo, cluster) of the last replay tried
+    replay: asyncio.Task | None = None  # the replay under way, if any
+    # Insights, after each forecast.
+    insights: asyncio.Task | None = None  # the run under way, if any
+    detector: bytes | None = None  # the fitted anomaly detector, refitted every anomaly.refit_interval
+    detector_fitted_at: float = -math.inf
+    history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
+    ledger: ForecastLedger | None = None  # the served forecasts, settled as their actuals arrive
+    last_action: LastAction | None = None
+
+    def tasks(self) -> list[asyncio.Task]:
+        return [t for t in (self.task, self.replay, self.insights) if t is not None]
+
+
+class Workloads:
+    """The workloads by key: their records, their snapshots in `store`, and the answers those give."""
+
+    def __init__(self, store: SnapshotStore, staleness_limit: float) -> None:
+        self.store = store
+        self._staleness_limit = staleness_limit
+        self._records: dict[WorkloadKey, Workload] = {}
+        self._answers: dict[WorkloadKey, tuple[TriggerSpec, Snapshot, Answer]] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, key: WorkloadKey) -> Workload | None:
+        return self._records.get(key)
+
+    def add(self, trigger: TriggerSpec) -> Workload:
+        """Register a workload, with an empty snapshot until its first refresh."""
+        record = self._records[trigger.key] = Workload()
+        self.store.put(Snapshot(trigger))
+        return record
+
+    def drop(self, key: WorkloadKey) -> Workload | None:
+        self._answers.pop(key, None)
+        self.store.remove(key)
+        return self._records.pop(key, None)
+
+    def records(self) -> list[Workload]:
+        return list(self._records.values())
+
+    def snapshot(self, key: WorkloadKey) -> Snapshot | None:
+        return self.store.get(key)
+
+    def snapshots(self) -> list[Snapshot]:
+        return self.store.all()
+
+    def publish(self, key: WorkloadKey, **changes) -> Snapshot | None:
+        """The one writer: the workload's snapshot with `changes`, published whole as a new object.
+        None, and nothing published, when the workload was dropped meanwhile."""
+        current = self.store.get(key)
+        if current is None or key not in self._records:
+            return None
+        snap = replace(current, **changes) if changes else current
+        if snap is not current:
+            self.store.put(snap)
+        return snap
+
+    def answer(self, trigger: TriggerSpec, now: float) -> Answer:
+        """state.answer, remembered until the snapshot or the lead window changes: KEDA and the HPA ask
+        about each workload several times a minute, the answer moves once a step."""
+        key = trigger.key
+        snap = self.store.get(key)
+        hit = self._answers.get(key)
+        if hit is not None and hit[0] is trigger and hit[1] is snap and now < hit[2].valid_until:
+            return hit[2]
+        result = answer(snap, trigger, now, self._staleness_limit)
+        if snap is not None:
+            self._answers[key] = (trigger, snap, result)
+        return result
