@@ -7,11 +7,16 @@ What it measures
     whole series without look-ahead, flag at |score| >= 2.5 (WARNING), raise one alert per excursion
     (flags with fewer than 12 unflagged steps between them; engine/anomaly/alerts.py), judge the alerts
     after the probation. Per detector: mean event-level F1, precision and recall over the files where
-    they are defined, and the NAB score, standard profile, of the whole corpus (engine/anomaly/nab.py).
-    Every detector's flags become alerts by the same rule; `--quiet-steps 0` judges every flagged step.
+    they are defined, the NAB score of the whole corpus in NAB's three profiles (standard,
+    reward_low_FP_rate, reward_low_FN_rate; engine/anomaly/nab.py), and false alarms per workload per
+    day: alerts on unlabelled steps after the probation, per day of such steps (pooled over files).
+    A detector with an anomaly likelihood (xgboost) flags by it (engine/anomaly/likelihood.py), the
+    references by |score|. Every detector's flags become alerts by the same rule (engine/anomaly/alerts.py);
+    `--quiet-steps 0` judges every flagged step. The default detector (xgboost) is listed first.
 
-Target (PASS/FAIL)
-    XGBoost's mean F1 and NAB score both above those of `zscore` and `threshold`.
+Targets (PASS/FAIL)
+    XGBoost's mean F1 and NAB score both above those of `zscore` and `threshold`; issue 14's: XGBoost's
+    NAB standard >= 70 and at most 0.3 false alerts per workload per day on the unlabelled stretches.
 
 Run it
     .venv/bin/python benchmarks/anomaly_detection.py                 # ../shared/data, the summary table
@@ -26,19 +31,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
+
+import numpy as np
 
 from helios.engine.anomaly import NAMES, detector_class
 from helios.engine.anomaly.alerts import QUIET_STEPS
-from helios.engine.anomaly.nab import PROBATION_FRACTION
+from helios.engine.anomaly.nab import PROBATION_FRACTION, PROFILES, NabScore, nab_score, probation_steps
 from helios.engine.errors import HeliosError
 from helios.scaler.config.durations import parse_duration
 from helios.scaler.tools import detection
 
 REPO = Path(__file__).resolve().parents[1]
 LEARNED, REFERENCES = "xgboost", ("zscore", "threshold")
-SUMMARY = ("detector", "files", "mean F1", "mean P", "mean R", "NAB (standard)", "windows hit", "FP events",
-           "alerts", "flagged steps", "seconds")
+SUMMARY = ("detector", "files", "mean F1", "mean P", "mean R", "NAB standard", "NAB low FP", "NAB low FN",
+           "windows hit", "FP events", "alerts", "FP alerts/workload/day", "flagged steps", "seconds")
+DAY = 86400
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    detectors.sort(key=lambda d: d != LEARNED)  # the default detector first
     unknown = [d for d in detectors if d not in NAMES]
     if unknown:
         return _fail(f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(NAMES)}")
@@ -81,9 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                                            args.quiet_steps)
             if row.get("error"):
                 print(f"  error: {row['error']}", file=sys.stderr)
+            if windows is not None and not row.get("error"):
+                row.update(_profiles_and_false_alarm_rate(row, s, windows, args.probation, step))
             rows.append(row)
     totals = detection.totals(rows, detectors)
-    verdict = _verdict(totals)
+    for t in totals:
+        mine = [r for r in rows if r["detector"] == t["detector"] and "false_alarm_days" in r]
+        for name in PROFILES:
+            nab = sum((NabScore(*r[f"nab_{name}"]) for r in mine), NabScore(0, 0, 0))
+            t[f"nab_{name}"] = nab.normalized
+        days = sum(r["false_alarm_days"] for r in mine)
+        t["false_alarms_per_day"] = sum(r["false_alarms"] for r in mine) / days if days else float("nan")
+    verdict = "\n".join(v for v in (_verdict(totals), _issue_14(totals)) if v)
 
     if args.format == "json":
         print(json.dumps(detection.json_safe({"totals": totals, "target": verdict,
@@ -103,10 +122,33 @@ def summary_table(totals: list[dict]) -> str:
     lines = ["| " + " | ".join(SUMMARY) + " |", "|" + "---|" * len(SUMMARY)]
     for t in totals:
         cells = [t["detector"], t["labelled_series"], _num(t.get("f1"), 3), _num(t.get("precision"), 3),
-                 _num(t.get("recall"), 3), _num(t.get("nab"), 1), f"{t.get('detected', 0)}/{t.get('windows', 0)}",
-                 t.get("false_positive_events", 0), t["alerts"], t["flagged_steps"], f"{t['seconds']:.1f}"]
+                 _num(t.get("recall"), 3), _num(t.get("nab"), 1), _num(t.get("nab_reward_low_FP_rate"), 1),
+                 _num(t.get("nab_reward_low_FN_rate"), 1), f"{t.get('detected', 0)}/{t.get('windows', 0)}",
+                 t.get("false_positive_events", 0), t["alerts"], _num(t.get("false_alarms_per_day"), 3),
+                 t["flagged_steps"], f"{t['seconds']:.1f}"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
+
+
+def _profiles_and_false_alarm_rate(row: dict, series, windows, probation: float, step: int) -> dict:
+    """From a judged row's alerts: its NAB (raw, null, perfect) in every profile, and its false alarms
+    (alerts outside every window after the probation) with the days of unlabelled steps they fell in."""
+    ts = series.timestamps
+    skip = probation_steps(len(series), probation)
+    starts = np.array([datetime.fromisoformat(a["start"].replace("Z", "+00:00")).timestamp() for a in row["alerts"]],
+                      dtype=np.int64)
+    alerted = np.isin(ts, starts)
+    out = {}
+    for name, profile in PROFILES.items():
+        score = nab_score(ts, alerted, windows, profile, probation=skip)
+        out[f"nab_{name}"] = (score.raw, score.null, score.perfect)
+    unlabelled = np.ones(ts.size, dtype=bool)
+    for start, end in windows:
+        unlabelled[(ts >= start) & (ts <= end)] = False
+    unlabelled[:skip] = False
+    out["false_alarms"] = int((alerted & unlabelled).sum())
+    out["false_alarm_days"] = float(unlabelled.sum() * step / DAY)  # grid steps: time, missing samples or not
+    return out
 
 
 def _verdict(totals: list[dict]) -> str:
@@ -118,6 +160,18 @@ def _verdict(totals: list[dict]) -> str:
              for metric, label in (("f1", "mean F1"), ("nab", "NAB score"))}
     parts = [f"{'beats' if ok else 'does NOT beat'} both references on {label}" for label, ok in beats.items()]
     return ("PASS" if all(beats.values()) else "FAIL") + f": {LEARNED} " + "; ".join(parts)
+
+
+def _issue_14(totals: list[dict]) -> str:
+    """The alert-quality targets: NAB standard >= 70 (HTM scores 72.2 on these files), <= 0.3 false alerts
+    per workload per day. (The third, no window lost that was found before, needs the earlier run: see
+    RESULTS.md.)"""
+    learned = next((t for t in totals if t["detector"] == LEARNED), None)
+    if learned is None or "nab" not in learned:
+        return ""
+    nab, rate = learned["nab"], learned.get("false_alarms_per_day", float("nan"))
+    return (f"{'PASS' if nab >= 70 else 'FAIL'}: {LEARNED} NAB standard {nab:.1f} (target >= 70); "
+            f"{'PASS' if rate <= 0.3 else 'FAIL'}: {rate:.3f} false alerts per workload per day (target <= 0.3)")
 
 
 def _above(a, b) -> bool:

@@ -44,3 +44,29 @@ def alerts(flags: np.ndarray, quiet_steps: int = QUIET_STEPS) -> np.ndarray:
     for first, _ in excursions(flags, quiet_steps):
         out[first] = True
     return out
+
+
+class AlertGate:
+    """The streaming form of `alerts`: fed one step's severity at a time (anomaly.base.Severity), says
+    whether that step raises an alert, from the state after the step before. State: the number of steps
+    since the last flag (an int). `AlertGate().feed(sev)` over a series equals alerts(sev >= WARNING).
+
+    A missing or unscored step is fed as Severity.NONE: quiet time passes in steps, as in `alerts`."""
+
+    __slots__ = ("quiet_steps", "since_flag")
+
+    def __init__(self, quiet_steps: int = QUIET_STEPS, since_flag: int | None = None) -> None:
+        if quiet_steps < 0:
+            raise ValueError(f"quiet_steps must be >= 0, got {quiet_steps}")
+        self.quiet_steps = quiet_steps
+        self.since_flag = since_flag  # unflagged steps since the last flag; None: no flag yet
+
+    def feed(self, severity: int) -> bool:
+        """True when this step raises an alert (its severity, WARNING or CRITICAL, is the alert's)."""
+        if severity < 1:  # Severity.WARNING
+            if self.since_flag is not None:  # capped: only "at least quiet_steps" matters
+                self.since_flag = min(self.since_flag + 1, self.quiet_steps)
+            return False
+        news = self.since_flag is None or self.since_flag >= self.quiet_steps
+        self.since_flag = 0
+        return news

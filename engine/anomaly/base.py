@@ -36,10 +36,21 @@ class AnomalyScores:
     detector: str
     timestamps: np.ndarray  # int64 seconds
     scores: np.ndarray  # float64
+    # Optional, per step: the anomaly likelihood of the recent scores (anomaly.likelihood), in [0, 1];
+    # NaN while it learns (its first day of scores) and at missing samples. Where it is a number,
+    # severity follows it (WARNING from 1 - 1e-5, CRITICAL from 1 - 1e-7), not |score|; where it is
+    # still learning, severity falls back on |score| (2.5 / 4 sigma), as without a likelihood.
+    likelihood: np.ndarray | None = None
 
     @property
     def severity(self) -> np.ndarray:
-        return severity(self.scores)
+        by_score = severity(self.scores)
+        if self.likelihood is None:
+            return by_score
+        from .likelihood import severity_of_likelihood
+
+        learnt = np.isfinite(self.likelihood)
+        return np.where(learnt, severity_of_likelihood(self.likelihood), by_score)
 
     @property
     def flagged(self) -> np.ndarray:
@@ -63,6 +74,11 @@ class AnomalyDetector(Protocol):
     def fit(self, history: Series) -> AnomalyDetector: ...
 
     def score(self, series: Series) -> AnomalyScores: ...
+
+    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+        """What drove the prediction the last step of `series` is measured from: up to k (feature, its
+        value, its contribution), largest first; [] for a detector that predicts from no features."""
+        ...
 
     def to_bytes(self) -> bytes: ...
 

@@ -22,7 +22,8 @@ NAB score (numenta/NAB: nab/sweeper.py, config/profiles.json, nab/runner.py's no
     - A detection outside every window at index i costs A_fp * sigma((i - e) / (w - 1)), where e and w
       belong to the closest window ending before i: nearly nothing just after a window, the full
       -A_fp from three window-widths on, and -A_fp outright when no window precedes it.
-    - Standard profile: A_tp = 1, A_fp = 0.11, A_fn = 1 (true negatives weigh 0).
+    - Standard profile: A_tp = 1, A_fp = 0.11, A_fn = 1 (true negatives weigh 0); reward_low_FP_rate
+      A_fp = 0.22; reward_low_FN_rate A_fn = 2 (A_fp stays 0.11, as in NAB's profiles.json).
     - normalized = 100 (raw - null) / (perfect - null): null is a detector that flags nothing
       (-A_fn per window), perfect one that flags each window's first step (A_tp per window). Over a
       corpus, raw, null and perfect are summed over files first (NabScore.__add__), as NAB does.
@@ -48,7 +49,11 @@ class Profile:
     fn: float
 
 
+# NAB's config/profiles.json (weights as costs; normalisation per profile, as above).
 STANDARD = Profile(tp=1.0, fp=0.11, fn=1.0)
+REWARD_LOW_FP = Profile(tp=1.0, fp=0.22, fn=1.0)  # "reward_low_FP_rate": a false alarm costs twice as much
+REWARD_LOW_FN = Profile(tp=1.0, fp=0.11, fn=2.0)  # "reward_low_FN_rate": a miss costs twice as much
+PROFILES = {"standard": STANDARD, "reward_low_FP_rate": REWARD_LOW_FP, "reward_low_FN_rate": REWARD_LOW_FN}
 PROBATION_FRACTION = 0.15  # NAB's probationary period: the first 15% of a file ...
 PROBATION_MAX_STEPS = 750  # ... but never more than 0.15 x 5000 steps
 

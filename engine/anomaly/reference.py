@@ -56,6 +56,9 @@ class RollingZScore:
         z = (values - mean) / np.maximum(std, self._min_sigma)
         return AnomalyScores(self.name, series.timestamps, z[values.size - len(series):])
 
+    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+        return []  # the value is judged alone: no features drive a prediction
+
     def to_bytes(self) -> bytes:
         params = {"window": self.window, "min_periods": self.min_periods, "min_sigma_fraction": self.min_sigma_fraction}
         ts, vs = self._context.timestamps, self._context.values
@@ -109,6 +112,9 @@ class ThresholdRule:
         if self.threshold is None:
             raise RuntimeError("threshold: fit() before score()")
         return AnomalyScores(self.name, series.timestamps, WARNING_SIGMA * series.values / self.threshold)
+
+    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+        return []  # the value is judged alone: no features drive a prediction
 
     def to_bytes(self) -> bytes:
         params = {"threshold": self.threshold if self._fixed else None, "quantile": self.quantile}

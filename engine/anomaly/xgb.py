@@ -39,6 +39,7 @@ from ..errors import InsufficientData
 from ..features import FEATURE_NAMES, LOOKBACK, PRIMARY_METRIC, build_features, feature_name
 from ..types import Series
 from .base import WARNING_SIGMA, AnomalyScores, pack, unpack
+from .likelihood import Likelihood, batch_tail
 
 # The model predicts the departure from the mean of the last 12 samples, not the level itself:
 # trees predict constants learnt from the training range, so a level never seen (a shift, a trend)
@@ -111,6 +112,11 @@ class XGBoostDetector:
             "tail": [tail.timestamps[present].tolist(), tail.values[present].tolist()],
             "residual_tail": [grid[recent].tolist(), residuals[recent].tolist()],
         }
+        # The anomaly likelihood's state after the history's own (out-of-sample) scores: a series that
+        # continues the history, or the serving path one sample at a time, carries on from it.
+        state = Likelihood()
+        state.tail(self.score(history).scores)
+        self.state["likelihood"] = state.to_dict()
         return self
 
     def score(self, series: Series) -> AnomalyScores:
@@ -136,7 +142,63 @@ class XGBoostDetector:
         rows = _rows(series.timestamps, grid, s["step"])
         on_input = np.full(len(series), np.nan)
         on_input[rows >= 0] = scores[rows[rows >= 0]]
-        return AnomalyScores(self.name, series.timestamps.copy(), on_input)
+        likelihood = 1.0 - self._likelihood_tail(series, on_input)
+        return AnomalyScores(self.name, series.timestamps.copy(), on_input, likelihood)
+
+    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+        """What drove the forecast of the LAST step of `series` (scored as `score` scores it): the k
+        features with the largest |contribution|, as (name from engine.features.FEATURE_NAMES, the
+        feature's value in that row, its contribution to the prediction in the signal's units).
+
+        Contributions are XGBoost's own (SHAP, Booster.predict(pred_contribs=True)), from the model that
+        predicts the step: the mean over the fold models for a step after the history (as the prediction
+        is), that fold's model inside it. They explain the predicted departure from the recent mean
+        (`cpu_utilization__rolling_mean_12`, the model's base): predicted = that mean + bias + the sum of
+        all 108 contributions (`_contributions`). Empty when the last step cannot be scored (warm-up).
+        Cost: the features of one row and one contribution pass per fold model."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        explained = self._contributions(series)
+        if explained is None:
+            return []
+        values, contributions, _ = explained
+        order = np.argsort(-np.abs(contributions), kind="stable")[:k]
+        return [(FEATURE_NAMES[i], float(values[i]), float(contributions[i])) for i in order]
+
+    def _contributions(self, series: Series) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(feature values, per-feature contributions, bias) of the last step of `series`; None when it
+        has no score (no base, or the sample is missing). bias + contributions.sum() is the predicted
+        departure from the base, the same number `score` subtracts."""
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: drivers() before fit()")
+        if len(series) == 0 or not np.isfinite(series.values[-1]):
+            return None
+        s, step = self.state, self.state["step"]
+        full = self._after_tail(series)
+        last = int(full.timestamps[-1])
+        # One row needs LOOKBACK steps before it; one sample more keeps align's interpolation of a gap
+        # that straddles the window's start what it is in the whole series.
+        first = max(0, int(np.searchsorted(full.timestamps, last - LOOKBACK * step)) - 1)
+        window = Series(full.timestamps[first:], full.values[first:])
+        grid, features, base, _ = _design(window, step)
+        row = features[-1:]
+        if grid[-1] != last or not np.isfinite(base[-1]):
+            return None
+        if s["fold_starts"][0] <= last <= s["history_end"]:
+            models = [self._boosters[int(np.searchsorted(s["fold_starts"], last, side="right")) - 1]]
+        else:
+            models = self._boosters
+        matrix = xgb.DMatrix(row, feature_names=list(FEATURE_NAMES), missing=np.nan)
+        contribs = np.mean([m.predict(matrix, pred_contribs=True)[0] for m in models], axis=0).astype(np.float64)
+        return row[0], contribs[:-1], float(contribs[-1])
+
+    def _likelihood_tail(self, series: Series, scores: np.ndarray) -> np.ndarray:
+        """anomaly.likelihood over the scores: from the state the fit left (when there is one: artifacts
+        saved before it existed have none) for a series after the history, from scratch otherwise."""
+        saved = self.state.get("likelihood")
+        if saved is not None and len(series) and series.timestamps[0] > self.state["history_end"]:
+            return Likelihood.from_dict(saved).tail(scores)
+        return batch_tail(scores)
 
     def _volatility(self, grid: np.ndarray, residuals: np.ndarray, first: int) -> np.ndarray:
         """_volatility of each grid step's past residuals. Before `first` (the series' first sample: the

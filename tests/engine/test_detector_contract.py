@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from helios.engine.anomaly import NAMES, detector_class
-from helios.engine.features import LOOKBACK
+from helios.engine.anomaly.likelihood import Likelihood
+from helios.engine.features import FEATURE_NAMES, LOOKBACK
 from helios.engine.pipeline import detect_all, score_latest
 from helios.engine.types import Series
 
@@ -74,3 +75,26 @@ def test_the_pipeline_keeps_what_the_detector_asks_and_scores_with_it(fitted):
     assert (kept is not None) is type(fitted).keep_fitted
     _, scores = detect_all(fitted.name, SERIES, STEP, zlib.compress(fitted.to_bytes()))
     np.testing.assert_array_equal(scores.scores, fitted.score(SERIES).scores)
+
+
+def test_drivers_name_features_largest_first_or_none_at_all(fitted):
+    drivers = fitted.drivers(SERIES, k=3)
+    assert len(drivers) <= 3
+    assert all(name in FEATURE_NAMES and np.isfinite(value) and np.isfinite(c) for name, value, c in drivers)
+    assert [abs(c) for _, _, c in drivers] == sorted((abs(c) for _, _, c in drivers), reverse=True)
+    assert bool(drivers) is (fitted.name == "xgboost")  # the references predict from no features
+
+
+def test_serving_carries_the_likelihood_on_by_one_sample_per_new_step():
+    history = Series(SERIES.timestamps[:-1], SERIES.values[:-1])
+    first = score_latest("xgboost", None, history, STEP, CASES["xgboost"][0])
+    assert first.likelihood_state["at"] == history.end and first.drivers
+    later = score_latest("xgboost", first.artifact, SERIES, STEP, None, first.likelihood_state)
+    # One step on from the likelihood over the history's own scores: what a fresh run over them leaves.
+    scores = detector_class("xgboost").from_bytes(zlib.decompress(first.artifact)).score(history).scores
+    expected = Likelihood()
+    expected.tail(scores)
+    assert later.likelihood == pytest.approx(expected.update(later.score))
+    assert later.likelihood_state["at"] == SERIES.end
+    again = score_latest("xgboost", first.artifact, SERIES, STEP, None, later.likelihood_state)
+    assert again.likelihood_state == later.likelihood_state  # a step already counted is not counted twice

@@ -230,3 +230,68 @@ def test_too_little_history_or_an_unaligned_series_is_refused(clean):
         detector.score(Series(START + 7 + STEP * np.arange(30), y[:30]))
     with pytest.raises(RuntimeError, match="before fit"):
         XGBoostDetector().score(series(y[:30]))
+
+
+def test_the_likelihood_continues_from_the_fitted_state_and_old_artifacts_still_score(clean):
+    """A series after the history carries on the likelihood the fit left; an artifact saved before the
+    likelihood existed (no state["likelihood"]) still loads and scores, its likelihood learning afresh."""
+    from helios.engine.anomaly.likelihood import Likelihood
+
+    detector, y = clean
+    history_end = detector.state["history_end"]
+    later = Series(history_end + STEP * np.arange(1, 251), y[:250])  # shorter than the learning
+    got = detector.score(later)
+    expected = 1.0 - Likelihood.from_dict(detector.state["likelihood"]).tail(got.scores)
+    np.testing.assert_array_equal(got.likelihood, expected)
+    assert np.isfinite(got.likelihood[LOOKBACK + 1 :]).any()  # no day of learning after a fit
+    doc = json.loads(detector.to_bytes())
+    del doc["state"]["likelihood"]
+    old = XGBoostDetector.from_bytes(json.dumps(doc).encode())
+    again = old.score(later)
+    np.testing.assert_array_equal(again.scores, got.scores)
+    assert np.isnan(again.likelihood).all()  # learning: severity falls back on |score|
+    by_score = xgb_detector.AnomalyScores("x", later.timestamps, got.scores).severity
+    np.testing.assert_array_equal(again.severity, by_score)
+
+
+def test_drivers_name_the_features_behind_the_last_forecast_and_add_up_to_it(clean):
+    detector, y = clean
+    new = y[2 * WEEK : 2 * WEEK + DAY].copy()
+    new[-2] += 40 * NOISE  # the sample before the last jumps: the last forecast reads it through lag_1
+    s = series(new, start=START + 2 * WEEK * STEP)
+    top = detector.drivers(s, k=3)
+    assert len(top) == 3 and all(name in xgb_detector.FEATURE_NAMES for name, _, _ in top)
+    assert abs(top[0][2]) >= abs(top[1][2]) >= abs(top[2][2])
+    assert XGBoostDetector.from_bytes(detector.to_bytes()).drivers(s, k=3) == top  # a saved model explains alike
+    name, value, _ = top[0]
+    assert name.startswith("cpu_utilization__") or name in xgb_detector.FEATURE_NAMES[:8]
+    # The feature values are the last row's, and bias + all contributions is the prediction `score` uses.
+    grid, features, _, _ = xgb_detector._design(detector._after_tail(s), STEP)
+    row = features[-1:]
+    assert value == pytest.approx(row[0][xgb_detector.FEATURE_NAMES.index(name)], nan_ok=True)
+    values, contributions, bias = detector._contributions(s)
+    expected = np.mean([xgb_detector._predict(b, row) for b in detector._boosters])
+    assert bias + contributions.sum() == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(row[0]))
+    # Inside the history, the step's own fold model explains it (as it predicts it out of sample).
+    inside = series(y[: WEEK])
+    _, c, b = detector._contributions(inside)
+    fold = int(np.searchsorted(detector.state["fold_starts"], inside.timestamps[-1], side="right")) - 1
+    row = xgb_detector._design(inside, STEP)[1][-1:]
+    assert b + c.sum() == pytest.approx(float(xgb_detector._predict(detector._boosters[fold], row)[0]), abs=1e-4)
+    # The last step in its warm-up or missing: nothing to explain.
+    assert detector.drivers(series(y[:5])) == []
+    assert detector.drivers(series([*new[:-1], np.nan], start=START + 2 * WEEK * STEP)) == []
+
+
+def test_a_jump_in_a_random_walk_is_explained_by_the_primary_metric_s_recent_samples():
+    """A random walk is best predicted by its latest samples: after a jump, a lag or window of the
+    primary metric drives the forecast, not the calendar."""
+    walk = 500 + np.cumsum(np.random.default_rng(5).normal(0, 1, WEEK + DAY))
+    detector = XGBoostDetector(n_estimators=30).fit(series(walk[:WEEK]))
+    new = walk[WEEK:].copy()
+    new[-2:] += 30  # the walk jumps 30 sd at the sample before the last, and stays there
+    top = detector.drivers(series(new, start=START + WEEK * STEP), k=3)
+    name, value, contribution = top[0]
+    assert name.startswith("cpu_utilization__") and any(w in name for w in ("lag", "rolling", "pct_change"))
+    assert contribution > 0  # the jump pulls the forecast up, above the recent mean
