@@ -10,9 +10,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .align import align
 from .anomaly import detector_class
 from .anomaly.base import AnomalyScores, Severity
+from .anomaly.likelihood import Likelihood
 from .demand import Provisioning
 from .errors import InsufficientData
 from .models import create, load
@@ -80,7 +83,12 @@ class Scored:
     timestamp: int
     value: float
     score: float  # standard deviations, signed; NaN when the detector cannot say yet
-    severity: Severity
+    severity: Severity  # by the likelihood where there is one (anomaly.base.AnomalyScores.severity)
+    likelihood: float = math.nan  # anomaly.likelihood of the newest step; NaN: none, or still learning
+    # The likelihood's state after the newest step (anomaly.likelihood.Likelihood.to_dict, with "at": the
+    # step's timestamp), for the next call; None for detectors without a likelihood.
+    likelihood_state: dict | None = None
+    drivers: tuple[tuple[str, float, float], ...] = ()  # what drove the newest step's prediction (Explain)
 
 
 def detect_all(detector: str, series: Series, step: int, artifact: bytes | None = None,
@@ -95,19 +103,43 @@ def detect_all(detector: str, series: Series, step: int, artifact: bytes | None 
 
 
 def score_latest(detector: str, artifact: bytes | None, history: Series, step: int, params: dict | None = None,
-                 ) -> Scored:
-    """Score the newest step of `history`. With `artifact` the saved detector scores it (cheap); without,
-    a detector is fitted on the history first (xgboost: seconds), as at each model fit."""
+                 likelihood_state: dict | None = None) -> Scored:
+    """Score the newest step of `history`. With `artifact` the saved detector scores it (cheap) and the
+    likelihood carries on from `likelihood_state` by that one step (a step already counted is not counted
+    again); without, a detector is fitted on the history first (xgboost: seconds), as at each model fit,
+    and the likelihood is the history's own."""
     aligned = _aligned(history, step)
     cls = detector_class(detector)
+    end = int(aligned.end)
     if artifact is not None:
         fitted = cls.from_bytes(zlib.decompress(artifact))
         recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
         scores = fitted.score(recent)
+        state = _carried(likelihood_state, float(scores.scores[-1]), end)
+        scored = recent
     else:
         fitted = cls(**(params or {})).fit(aligned)
         artifact = zlib.compress(fitted.to_bytes()) if cls.keep_fitted else None
         scores = fitted.score(aligned)
+        scored = aligned
+        state = None
+        if scores.likelihood is not None:  # the detector judges runs of scores: its state after the history
+            likelihood = Likelihood()
+            likelihood.tail(scores.scores)
+            state = {**likelihood.to_dict(), "at": end, "likelihood": float(scores.likelihood[-1])}
     score = float(scores.scores[-1])
-    return Scored(detector, artifact, int(aligned.end), float(aligned.values[-1]), score,
-                  Severity(int(scores.severity[-1])) if not math.isnan(score) else Severity.NONE)
+    likelihood = state["likelihood"] if state is not None else math.nan
+    level = AnomalyScores(detector, scores.timestamps[-1:], scores.scores[-1:],
+                          None if state is None else np.array([likelihood])).severity[0]
+    return Scored(detector, artifact, end, float(aligned.values[-1]), score,
+                  Severity(int(level)) if not math.isnan(score) else Severity.NONE, likelihood, state,
+                  tuple(fitted.drivers(scored)))
+
+
+def _carried(state: dict | None, score: float, at: int) -> dict | None:
+    """The likelihood state moved on by the newest step's score, once per step."""
+    if state is None or at <= state["at"]:
+        return state
+    likelihood = Likelihood.from_dict(state)
+    value = likelihood.update(score)
+    return {**likelihood.to_dict(), "at": at, "likelihood": value}

@@ -27,7 +27,10 @@ class WorkloadInputs:
     memory_usage_bytes: Series | None = None
     memory_limit_bytes: float | None = None
     anomaly_score: float | None = None  # latest score in standard deviations (engine.anomaly)
+    # The severity of the alert the latest sample raised: NONE while there is none, and on the later
+    # samples of an incident already alerted (engine.anomaly.alerts: one alert per incident).
     anomaly_severity: Severity = Severity.NONE
+    anomaly_likelihood: float | None = None  # the likelihood the severity follows, when the detector has one
     # What the workload's trigger serves KEDA now, when Helios steers it: the replica actions then say what
     # that value makes the HPA do (ceil(value / target) outside the tolerance), and the forecast-threshold
     # rules become advisory lines instead of contradicting targets.
@@ -51,6 +54,9 @@ class WorkloadInputs:
         score = self.anomaly_score
         if score is not None and not (_is_number(score) and math.isfinite(score)):
             raise ValueError(f"anomaly_score must be a finite number or None, got {score!r}")
+        likelihood = self.anomaly_likelihood
+        if likelihood is not None and not (_is_number(likelihood) and 0 <= likelihood <= 1):
+            raise ValueError(f"anomaly_likelihood must be a number in [0, 1] or None, got {likelihood!r}")
         try:
             object.__setattr__(self, "anomaly_severity", Severity(self.anomaly_severity))
         except ValueError:

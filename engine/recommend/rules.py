@@ -162,12 +162,18 @@ def replica_bounds(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) ->
 
 
 def anomaly_alert(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> Outcome:
-    score = inputs.anomaly_score
+    score, likelihood = inputs.anomaly_score, inputs.anomaly_likelihood
     scored = f"anomaly score {score:+.2f} sigma" if score is not None else "no anomaly score"
+    if likelihood is not None:
+        scored = f"likelihood {likelihood:.7f}, {scored}"
     if inputs.anomaly_severity is Severity.NONE:
-        return f"no anomaly ({scored})" if score is not None else None
-    # How unlikely a value this far out is under normal behaviour: the detectors score in sigmas.
-    confidence = math.erf(abs(score) / math.sqrt(2)) if score is not None else 1.0
+        return f"no new anomaly ({scored})" if score is not None else None
+    # How unlikely the recent behaviour is under normal behaviour: the likelihood the severity came from,
+    # else the score's (the detectors score in sigmas).
+    if likelihood is not None:
+        confidence = likelihood
+    else:
+        confidence = math.erf(abs(score) / math.sqrt(2)) if score is not None else 1.0
     if inputs.anomaly_severity is Severity.CRITICAL:
         return Condition(Action.ALERT_CRITICAL, f"critical anomaly ({scored})", confidence, Urgency.CRITICAL,
                          rule="anomaly")

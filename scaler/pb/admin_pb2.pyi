@@ -186,18 +186,34 @@ class DetectRequest(_message.Message):
     def __init__(self, workload: _Optional[_Union[WorkloadRef, _Mapping]] = ..., series: _Optional[_Union[Series, _Mapping]] = ..., detector: _Optional[str] = ..., last: _Optional[int] = ...) -> None: ...
 
 class AnomalyPoint(_message.Message):
-    __slots__ = ("timestamp", "value", "score", "anomaly", "severity")
+    __slots__ = ("timestamp", "value", "score", "anomaly", "severity", "likelihood", "alert", "drivers")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     ANOMALY_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    LIKELIHOOD_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    DRIVERS_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     value: float
     score: float
     anomaly: bool
     severity: str
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., score: _Optional[float] = ..., anomaly: _Optional[bool] = ..., severity: _Optional[str] = ...) -> None: ...
+    likelihood: float
+    alert: bool
+    drivers: _containers.RepeatedCompositeFieldContainer[Driver]
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., score: _Optional[float] = ..., anomaly: _Optional[bool] = ..., severity: _Optional[str] = ..., likelihood: _Optional[float] = ..., alert: _Optional[bool] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ...) -> None: ...
+
+class Driver(_message.Message):
+    __slots__ = ("feature", "value", "contribution")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    value: float
+    contribution: float
+    def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., contribution: _Optional[float] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
     __slots__ = ("detector", "points", "flagged", "latest")

@@ -79,8 +79,7 @@ class Insights:
         w.ledger.record(snap.forecast, now, trigger.lead_time)
         recent = aligned.between(aligned.end - RECENT_SECONDS, aligned.end)
         reading = await self._score(key, w, history, step, now)
-        if reading is not None and reading.severity >= Severity.WARNING and \
-                (snap.anomaly is None or snap.anomaly.timestamp != reading.timestamp):
+        if reading is not None and reading.alert:
             self._telemetry.anomaly_detections.labels(reading.severity.name.lower()).inc()
         current = self.estimated_replicas(before, now)
         inputs = replace(self.inputs_for(snap, recent, reading, current), **self.served(snap, now))
@@ -92,10 +91,12 @@ class Insights:
     def inputs_for(self, snap: Snapshot, recent: Series | None, reading: AnomalyReading | None,
                    current_replicas: int) -> WorkloadInputs:
         score = None if reading is None or math.isnan(reading.score) else reading.score
+        likelihood = None if reading is None or math.isnan(reading.likelihood) else reading.likelihood
         return WorkloadInputs(
             current_replicas=current_replicas, capacity_per_replica=self.capacity(snap),
-            load_history=recent, load_forecast=snap.forecast, anomaly_score=score,
-            anomaly_severity=reading.severity if reading is not None else Severity.NONE,
+            load_history=recent, load_forecast=snap.forecast, anomaly_score=score, anomaly_likelihood=likelihood,
+            # ALERT_* once per incident: on the sample that raised the alert, not on each one after it
+            anomaly_severity=reading.severity if reading is not None and reading.alert else Severity.NONE,
         )
 
     def served(self, snap: Snapshot, now: float) -> dict:
@@ -131,14 +132,19 @@ class Insights:
         try:
             refit = w.detector is None or now - w.detector_fitted_at >= self._settings.anomaly.refit_interval
             scored = await self._runner.score(detector, None if refit else w.detector, history, step,
-                                              self._settings.models.fit_timeout)
+                                              self._settings.models.fit_timeout, w.likelihood)
             if refit:
                 w.detector_fitted_at = now
         except HeliosError as e:  # too little history yet, a timeout: no score this time
             log.info("anomaly scoring skipped", extra={"workload": "/".join(key), "error": str(e)})
             return None
-        w.detector = scored.artifact
-        return AnomalyReading(scored.detector, scored.timestamp, scored.value, scored.score, scored.severity)
+        w.detector, w.likelihood = scored.artifact, scored.likelihood_state
+        # Each sample is judged once: a forecast made again from the same sample (a refit) raises no alert.
+        new = w.scored_at is None or scored.timestamp > w.scored_at
+        w.scored_at = scored.timestamp
+        alert = new and w.alerts.feed(scored.severity)
+        return AnomalyReading(scored.detector, scored.timestamp, scored.value, scored.score, scored.severity,
+                              scored.likelihood, alert, scored.drivers)
 
     def _note(self, key: WorkloadKey, w: Workload, rec: Recommendation, snap: Snapshot,
               reading: AnomalyReading | None, now: float) -> None:
@@ -155,6 +161,9 @@ class Insights:
                 "observed": snap.observed, "model": snap.forecast.model,
                 "forecast_peak": round(float(snap.forecast.point.max()), 6),
                 "anomaly_score": None if reading is None or math.isnan(reading.score) else round(reading.score, 3),
+                "anomaly_likelihood": None if reading is None or math.isnan(reading.likelihood)
+                else round(reading.likelihood, 9),
+                "anomaly_alert": reading is not None and reading.alert,
             },
         })
 

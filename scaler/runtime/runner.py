@@ -88,9 +88,10 @@ class ModelRunner:
                                cluster, replay, min_replay, previous)
 
     async def score(self, detector: str, artifact: bytes | None, history: Series, step: int, timeout: float,
-                    ) -> Scored:
+                    likelihood_state: dict | None = None) -> Scored:
         """Anomaly score of the newest sample in a worker: with the saved detector, or fitting one."""
-        return await self._run(detector, "detect", timeout, score_latest, detector, artifact, history, step)
+        return await self._run(detector, "detect", timeout, score_latest, detector, artifact, history, step, None,
+                               likelihood_state)
 
     async def call(self, fn: Callable, *args, timeout: float) -> Any:
         """Run `fn(*args)` in a worker; the worker is killed and replaced if it takes longer than `timeout`."""

@@ -45,7 +45,10 @@ class AnomalyReading:
     timestamp: int
     value: float
     score: float  # standard deviations; NaN when the detector cannot say yet
-    severity: Severity
+    severity: Severity  # by the likelihood where there is one, else by the score
+    likelihood: float = float("nan")  # of the recent run of scores (anomaly.likelihood); NaN: none, or learning
+    alert: bool = False  # this sample raised an alert: the first flag of an incident (anomaly.alerts)
+    drivers: tuple[tuple[str, float, float], ...] = ()  # (feature, value, contribution) behind its prediction
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ class Telemetry:
             ["model", "operation"], buckets=SLOW_BUCKETS, registry=registry,
         )
         self.anomaly_detections = Counter(
-            "helios_anomaly_detections", "New anomalies flagged on workloads' latest samples, by severity",
+            "helios_anomaly_detections", "Anomaly alerts raised, one per incident (at its first flagged sample), "
+            "by severity",
             ["severity"], registry=registry,
         )
         self.recommendations = Counter(

@@ -12,6 +12,7 @@ import asyncio
 import math
 from dataclasses import dataclass, field, replace
 
+from helios.engine.anomaly.alerts import AlertGate
 from helios.engine.recommend import LastAction
 from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
@@ -42,6 +43,9 @@ class Workload:
     insights: asyncio.Task | None = None  # the run under way, if any
     detector: bytes | None = None  # the fitted anomaly detector, refitted every anomaly.refit_interval
     detector_fitted_at: float = -math.inf
+    likelihood: dict | None = None  # the anomaly likelihood's state after the last sample scored
+    scored_at: int | None = None  # that sample's timestamp
+    alerts: AlertGate = field(default_factory=AlertGate)  # one alert per incident
     history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
     ledger: ForecastLedger | None = None  # the served forecasts, settled as their actuals arrive
     last_action: LastAction | None = None

@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from helios.engine.anomaly import NAMES as DETECTORS
 from helios.engine.anomaly import Severity
 from helios.engine.models import MODELS
@@ -88,8 +90,10 @@ class Admin(pb_grpc.AdminServicer):
             if problems:
                 raise inputs.invalid(problems)
             aligned, scores = await self._ask.detect_series(series, step, detector)
-        points = [_anomaly_point(t, v, s) for t, v, s in zip(
-            aligned.timestamps.tolist(), aligned.values.tolist(), scores.scores.tolist(), strict=True)]
+        likelihood = scores.likelihood if scores.likelihood is not None else np.full(len(scores.scores), np.nan)
+        points = [_anomaly_point(t, v, s, lk, Severity(level)) for t, v, s, lk, level in zip(
+            aligned.timestamps.tolist(), aligned.values.tolist(), scores.scores.tolist(), likelihood.tolist(),
+            scores.severity.tolist(), strict=True)]
         return pb.DetectResponse(detector=detector, points=points[-request.last:] if request.last else points,
                                  flagged=int(scores.flagged.sum()), latest=points[-1] if points else None)
 
@@ -291,14 +295,16 @@ def _recommendation(rec: Recommendation, source: str, at: float) -> pb.Recommend
     )
 
 
-def _anomaly_point(t: int, value: float, score: float) -> pb.AnomalyPoint:
-    severity = severity_of(score)
-    return pb.AnomalyPoint(timestamp=inputs.timestamp(t), value=value, score=score,
+def _anomaly_point(t: int, value: float, score: float, likelihood: float, severity: Severity) -> pb.AnomalyPoint:
+    return pb.AnomalyPoint(timestamp=inputs.timestamp(t), value=value, score=score, likelihood=likelihood,
                            anomaly=severity >= Severity.WARNING, severity=severity.name)
 
 
 def _reading_point(reading: AnomalyReading) -> pb.AnomalyPoint:
-    return _anomaly_point(reading.timestamp, reading.value, reading.score)
+    point = _anomaly_point(reading.timestamp, reading.value, reading.score, reading.likelihood, reading.severity)
+    point.alert = reading.alert
+    point.drivers.extend(pb.Driver(feature=f, value=v, contribution=c) for f, v, c in reading.drivers)
+    return point
 
 
 def _ref(snap: Snapshot) -> pb.WorkloadRef:

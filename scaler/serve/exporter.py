@@ -60,7 +60,10 @@ class SnapshotCollector(Collector):
              f"{level:.0%} interval", []),
             ("helios_forecast_matured", "Served forecasts whose actuals arrived, in the rolling window", []),
             ("helios_anomaly_score", "Anomaly score of the newest sample, in standard deviations", []),
-            ("helios_anomaly_detected", "1 while the newest sample is flagged (|score| >= 2.5)", []),
+            ("helios_anomaly_likelihood", "Anomaly likelihood of the recent run of scores, in [0, 1] (absent while "
+             "it learns, or for detectors without one)", []),
+            ("helios_anomaly_detected", "1 while the newest sample is flagged (by its likelihood where there is "
+             "one, else |score| >= 2.5); helios_anomaly_detections_total counts incidents", []),
             ("helios_recommended_replicas", "Replicas the recommendation asks for", []),
             ("helios_current_replicas", "Replicas Helios's last answer steered the HPA to (an estimate)", []),
             ("helios_recommendation_confidence", "Confidence of the latest recommendation, in [0, 1]", []),
@@ -121,6 +124,8 @@ def _insights(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot
     if snap.anomaly is not None and not math.isnan(snap.anomaly.score):
         g["helios_anomaly_score"].add_metric(labels, snap.anomaly.score)
         g["helios_anomaly_detected"].add_metric(labels, float(snap.anomaly.severity > 0))
+        if not math.isnan(snap.anomaly.likelihood):
+            g["helios_anomaly_likelihood"].add_metric(labels, snap.anomaly.likelihood)
     rec = snap.recommendation
     if rec is not None:
         g["helios_recommended_replicas"].add_metric(labels, rec.target_replicas)

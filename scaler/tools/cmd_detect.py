@@ -2,8 +2,9 @@
 
 The protocol (tools/detection.py): each detector is fitted on the first part of the series (NAB's
 probationary period) and then scores the whole series without look-ahead; only the steps after the
-fitted part are judged. A step is flagged at |score| >= 2.5; flags with fewer than `--quiet-steps`
-(12) unflagged steps between them raise one alert, at the first flag. Precision, recall, F1 and the
+fitted part are judged. A step is flagged at WARNING (by the likelihood where the detector has one,
+else |score| >= 2.5); flags with fewer than `--quiet-steps` (12) unflagged steps between them raise
+one alert, at the first flag, with its severity. Precision, recall, F1 and the
 NAB score judge the alerts; `--quiet-steps 0` judges every flagged step, as NAB's runner does.
 
 Labels: a JSON object {CSV file name: [[start, end], ...]} with inclusive ISO-8601 timestamps (NAB's

@@ -97,9 +97,10 @@ def detect_series(name: str, series: Series, detector_cls: type, windows: Window
     row["max_abs_score"] = float(judged.max()) if judged.size else math.nan
     row["p99_abs_score"] = float(np.quantile(judged, 0.99)) if judged.size else math.nan
     spans = excursions(flags, quiet_steps)
-    # One alert per excursion, at its first flag: start; end is its last flag, severity its worst.
+    # One alert per excursion, at its first flag: start, with that flag's severity (what serving alerts
+    # with); end is its last flag.
     row["alerts"] = [
-        {"start": _iso(ts[a]), "end": _iso(ts[b]), "severity": Severity(int(severity[a : b + 1].max())).name.lower(),
+        {"start": _iso(ts[a]), "end": _iso(ts[b]), "severity": Severity(int(severity[a])).name.lower(),
          "peak_score": _peak(values[a : b + 1])}
         for a, b in spans
     ]
@@ -189,7 +190,8 @@ def table(rows: list[dict], probation: float = PROBATION_FRACTION, quiet_steps: 
                  _num(r.get("nab"), 1)]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     share = f"first {probation:.0%} (at most {probation * 5000:.0f} steps)" if probation else "none"
-    lines.append(f"\nFitted on and not judged: the {share} of each series. Flagged: |score| >= 2.5. Alerts: "
+    lines.append(f"\nFitted on and not judged: the {share} of each series. Flagged: WARNING or worse (by the "
+                 "likelihood where the detector has one, else |score| >= 2.5). Alerts: "
                  f"one per excursion (flags with fewer than {quiet_steps} unflagged steps between them); P, R, "
                  "F1 and NAB judge the alerts. Totals: P, R, F1 averaged over labelled series; NAB (standard "
                  "profile) over the corpus.")

@@ -80,10 +80,13 @@ async def test_a_spike_is_scored_exported_counted_and_explained(start_app, clien
     line = audits[0]
     assert line.workload == f"shop/web/{ref.metric_name}" and line.action == "ALERT_CRITICAL"
     assert line.reason == rec.reason and line.current_replicas_source == "estimate"
-    assert set(line.inputs) == {"observed", "model", "forecast_peak", "anomaly_score"}  # a summary, not the series
+    assert set(line.inputs) == {"observed", "model", "forecast_peak", "anomaly_score", "anomaly_likelihood",
+                                "anomaly_alert"}  # a summary, not the series
+    # The spike is the first flag of its incident: it raises the alert; zscore judges samples, no runs of them.
+    assert line.inputs["anomaly_alert"] is True and line.inputs["anomaly_likelihood"] is None
 
     explained = await client.admin.Explain(pb.ExplainRequest(workload=ref), timeout=10)
-    assert explained.anomaly.severity == "CRITICAL" and explained.anomaly.anomaly
+    assert explained.anomaly.severity == "CRITICAL" and explained.anomaly.anomaly and explained.anomaly.alert
     assert explained.recommendation.action == "ALERT_CRITICAL"
     assert explained.recommendation.current_replicas_source == "estimate"
     assert len(explained.recent_inputs) == 25  # two hours of 5-minute samples, both ends included
@@ -243,3 +246,36 @@ async def test_the_xgboost_detector_is_fitted_once_per_refit_interval_in_process
     assert sample_value(text, "helios_model_fit_duration_seconds_count", model="xgboost", operation="detect") == 2
     assert app.store.get(key).anomaly.timestamp == first.timestamp + 300
     assert app.workloads.get(key).detector_fitted_at == fitted  # scored with the saved detector, not refitted
+    # The likelihood moved on by the new sample from the state the fit left, in the serving process's record.
+    second = app.store.get(key).anomaly
+    assert 0 <= second.likelihood <= 1 and app.workloads.get(key).likelihood["at"] == second.timestamp
+    # Explain says why: the score, the likelihood and the features behind the prediction it is measured from.
+    explained = (await client.admin.Explain(pb.ExplainRequest(workload=pb.WorkloadRef(
+        namespace="shop", name="web", metric_name=key[2])), timeout=10)).anomaly
+    assert explained.likelihood == pytest.approx(second.likelihood) and explained.score == pytest.approx(second.score)
+    assert 1 <= len(explained.drivers) <= 3 and all(d.feature for d in explained.drivers)
+
+
+async def test_an_incident_raises_one_alert_not_one_per_flagged_sample(start_app, client_for, tmp_path):
+    path = write_trace(tmp_path / "load.csv", spiky(), end=time.time() - 300)
+    app = await start_app(settings())
+    client = client_for(app)
+    meta = {"source": "file", "path": str(path), "targetValue": "10"}
+    await client.get_metrics(meta)
+    key = ("shop", "web", await client.metric_name(meta))
+    await insights_of(app, key)
+    first = app.store.get(key)
+    assert first.anomaly.alert and first.recommendation.action.value == "ALERT_CRITICAL"
+    write_trace(path, [*spiky(), 460.0])  # the incident goes on: the next sample is flagged too
+    await app.refresher.refresh(key)
+    for _ in range(500):
+        if app.store.get(key).anomaly.timestamp > first.anomaly.timestamp:
+            break
+        await asyncio.sleep(0.02)
+    later = app.store.get(key)
+    assert later.anomaly.severity.name == "CRITICAL" and not later.anomaly.alert
+    assert later.recommendation.action.value != "ALERT_CRITICAL"
+    assert "no new anomaly" in " ".join(c.detail for c in later.recommendation.conditions) + later.recommendation.reason
+    text = client.scrape()
+    assert sample_value(text, "helios_anomaly_detections_total", severity="critical") == 1
+    assert sample_value(text, "helios_anomaly_detected", namespace="shop", scaledobject="web", metric=key[2]) == 1
