@@ -24,6 +24,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettin
 from helios.engine.anomaly import NAMES as DETECTORS
 from helios.engine.models import MODELS
 from helios.engine.recommend import ScalingPolicy
+from helios.engine.replay.loop import Cluster
+from helios.engine.replay.provision import SLO
 
 from .durations import parse_duration
 from .security import SecuritySettings
@@ -159,21 +161,26 @@ CostCap = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_cost_cap)
 Window = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=3600)]  # an HPA stabilisation window
 
 
+# The replay owns these defaults (the SLO's and the HPA's); the section only exposes them.
+_SLO, _CLUSTER = SLO(), Cluster()
+
+
 class ProvisioningSettings(_Section):
     """How much to provision when a trigger sets no `quantile`: the cheapest plan that meets the shortfall
     target in a replay of the workload's own recent history through KEDA + the HPA (engine.replay)."""
 
     # The share of time a workload may be short of ready capacity; null: serve models.quantile everywhere.
-    target_shortfall: Share | None = 0.02
-    cost_cap: CostCap = 2.0  # at most this many times reactive scaling's replica-hours
+    target_shortfall: Share | None = _SLO.target_shortfall
+    cost_cap: CostCap = _SLO.cost_cap  # at most this many times reactive scaling's replica-hours
     replay: Seconds = 2 * 86400.0  # the history replayed at each refit: about 0.4 s of CPU per day replayed
     min_replay: Seconds = 43200.0  # with less history to replay, models.quantile is served (cold start)
     workers: int = Field(1, ge=1, le=64)  # processes that run the replays, apart from the model fits
     # The HPA facts of the replay, which KEDA does not pass to a scaler; triggers may override them.
-    polling_interval: Seconds = 30.0  # KEDA's pollingInterval
-    tolerance: float = Field(0.1, ge=0, lt=1)  # the HPA's (kube-controller-manager's) tolerance
-    scale_up_stabilization: Window = 0.0  # the ScaledObject's behavior, Kubernetes' defaults
-    scale_down_stabilization: Window = 300.0
+    polling_interval: Seconds = _CLUSTER.polling_interval  # KEDA's pollingInterval
+    tolerance: float = Field(_CLUSTER.tolerance, ge=0, lt=1)  # the HPA's (kube-controller-manager's) tolerance
+    # The ScaledObject's behavior: Kubernetes' defaults, as the replay's model of the HPA holds them.
+    scale_up_stabilization: Window = float(_CLUSTER.behavior.scale_up.stabilization_window_seconds)
+    scale_down_stabilization: Window = float(_CLUSTER.behavior.scale_down.stabilization_window_seconds)
 
 
 _POLICY = ScalingPolicy()  # the engine owns the defaults and the rules; this section only exposes them

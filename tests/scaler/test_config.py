@@ -88,3 +88,20 @@ def test_scaling_section_takes_the_engines_defaults_and_rules():
         load_settings(scaling={"min_replicas": 5, "max_replicas": 2, "cooldown_seconds": "2m"})
     assert e.value.problems == ["scaling: max_replicas must be >= 1 and >= min_replicas=5, got 2"]
     assert load_settings(scaling={"cooldown_seconds": "2m"}).scaling.policy().cooldown_seconds == 120
+
+
+def test_model_and_provisioning_sections_take_the_engines_defaults():
+    from helios.engine.models import MODELS
+    from helios.engine.replay.loop import Cluster
+    from helios.engine.replay.provision import SLO
+
+    settings = load_settings()
+    for name in ("baseline", "auto"):  # each key of the model's section defaults to the model's own default
+        section, own = getattr(settings.models, name), MODELS[name]().params
+        assert section.model_dump() == {k: own[k] for k in type(section).model_fields}, name
+    p, slo, cluster = settings.provisioning, SLO(), Cluster()
+    assert (p.target_shortfall, p.cost_cap) == (slo.target_shortfall, slo.cost_cap)
+    assert (p.polling_interval, p.tolerance) == (cluster.polling_interval, cluster.tolerance)
+    behavior = cluster.behavior
+    assert (p.scale_up_stabilization, p.scale_down_stabilization) == (
+        behavior.scale_up.stabilization_window_seconds, behavior.scale_down.stabilization_window_seconds)
