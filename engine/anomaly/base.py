@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from ..types import Series
+from .likelihood import severity_of_likelihood
 
 WARNING_SIGMA = 2.5  # seed config anomaly_threshold_sigma: at or above this, an anomaly
 CRITICAL_SIGMA = 4.0  # at or above this, a critical one
@@ -47,8 +48,6 @@ class AnomalyScores:
         by_score = severity(self.scores)
         if self.likelihood is None:
             return by_score
-        from .likelihood import severity_of_likelihood
-
         learnt = np.isfinite(self.likelihood)
         return np.where(learnt, severity_of_likelihood(self.likelihood), by_score)
 
