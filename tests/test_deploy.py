@@ -25,7 +25,7 @@ from helios.scaler.config.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = Path(__file__).parent / "data/schemas"
-K8S_VERSION = "1.32.0"  # the kubectl of .ci/run; kubernetes-validate bundles its schemas
+K8S_VERSION = "1.32.0"  # the Kubernetes the manifests target; kubernetes-validate bundles its schemas
 SKIP_DIRS = {".venv", "build", ".git", "node_modules"}
 KUSTOMIZATIONS = sorted(p.parent for p in ROOT.rglob("kustomization.yaml") if not SKIP_DIRS & set(p.parts))
 COMPONENTS = [d for d in KUSTOMIZATIONS
@@ -41,7 +41,7 @@ def rel(path: Path) -> str:
 
 def tool(name: str) -> str:
     path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert path, f"{name} is not installed; .ci/run installs it"
+    assert path, f"{name} is not installed; make test (and .ci/run) install it"
     return path
 
 

@@ -7,7 +7,7 @@ is a new Snapshot, published by runtime/workloads.py (the only writer).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 from helios.engine.anomaly.base import Severity
@@ -76,9 +76,6 @@ class Snapshot:
     forecast_error: ForecastError | None = None  # rolling, of the served forecasts whose actuals arrived
     recommendation: Recommendation | None = None
     current_replicas_source: str = ""  # "estimate": the replicas Helios's last answer asked the HPA for
-
-    def with_trigger(self, trigger: TriggerSpec) -> Snapshot:
-        return self if trigger == self.trigger else replace(self, trigger=trigger)
 
 
 @dataclass(frozen=True)
