@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if step < 1:
             raise ValueError(f"--step must be at least 1s, got {args.step!r}")
         labels = load_labels(args.labels) if args.labels else None
-        files = csv_files(args.paths)
+        files = csv_files(args.paths, every_folder=True)
         twice = sorted({f.name for f in files if [g.name for g in files].count(f.name) > 1})
         if twice:  # rows and labels go by file name
             raise ValueError(f"more than one file named {', '.join(twice)}")

@@ -11,19 +11,22 @@ import numpy as np
 from helios.engine.types import Series
 
 
-def csv_files(paths: Sequence[str]) -> list[Path]:
-    """The CSV files named, and those directly inside the folders named, in order."""
+def csv_files(paths: Sequence[str], every_folder: bool = False) -> list[Path]:
+    """The CSV files named, and those directly inside the folders named, in order. An error when there
+    are none, or with `every_folder`, when any folder named holds none (helios detect: each file is judged)."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(p.glob("*.csv"))
-            if not found:
+            if not found and every_folder:
                 raise ValueError(f"{p}: no .csv files in this folder")
             files += found
         elif p.is_file():
             files.append(p)
         else:
             raise ValueError(f"{p}: no such file or folder")
+    if not files:
+        raise ValueError(f"no .csv files in {', '.join(paths)}")
     return files
 
 
