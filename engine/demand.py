@@ -84,11 +84,7 @@ def provisioned_demand(forecast: Forecast | None, observed: float, now: float, l
                        plan: Provisioning) -> float:
     """The value to serve under `plan`: the forecast's expected demand (the observed value while there
     is no forecast), or the observed value alone (headroom), times 1 + margin."""
-    if plan.basis == "headroom" or forecast is None:
-        base = observed
-    else:
-        base = expected_demand(forecast, observed, now, lead_seconds, plan.quantile)
-    return sanitize(base * (1 + plan.margin))
+    return provision(forecast, observed, now, lead_seconds, plan).value
 
 
 @dataclass(frozen=True)
@@ -105,7 +101,7 @@ class Provisioned:
 
 def provision(forecast: Forecast | None, observed: float, now: float, lead_seconds: float,
               plan: Provisioning) -> Provisioned:
-    """provisioned_demand, explained (the replay's hot loop calls the bare one)."""
+    """provisioned_demand, with what set it."""
     if plan.basis == "headroom" or forecast is None:
         return Provisioned(sanitize(observed * (1 + plan.margin)), "observed")
     peak = lead_window_peak(forecast, now, lead_seconds, plan.quantile)

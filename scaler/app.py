@@ -61,8 +61,8 @@ class HeliosApp:
             if settings.anomaly.detector == "xgboost" else self.runner
         self.insights = Insights(self.detection_runner, self.workloads, settings, self.telemetry, clock,
                                  settings.anomaly.workers)
-        # Provisioning replays (about half a second of CPU per workload per refit) get a process of their own
-        # too: a forecast update queued behind one would reach KEDA that much later.
+        # Provisioning replays (about 0.8 s of CPU per workload per refit: benchmarks/provisioning_cost.py) get
+        # a process of their own too: a forecast update queued behind one would reach KEDA that much later.
         self.replay_runner = ModelRunner(settings.provisioning.workers, self.telemetry)
         self.refresher = Refresher(self.workloads, self.sources, self.runner, settings, self.telemetry, clock,
                                    artifacts, self.insights, self.replay_runner)

@@ -126,7 +126,7 @@ class Inquiries:
                            "one now")
         return snap.recommendation, snap.current_replicas_source, snap.forecast_at or now
 
-    async def recommend_given(self, facts: WorkloadInputs, step: int, anomaly_given: bool) -> Recommendation:
+    async def recommend_given(self, facts: WorkloadInputs, step: int) -> Recommendation:
         """A recommendation from the caller's metrics, their load forecast by the default model when they
         give none and their newest load sample scored when they give no anomaly score. The caller's data
         sets the time: "now" is its last load sample, however old."""
@@ -135,7 +135,7 @@ class Inquiries:
             horizon = math.ceil(self._settings.models.horizon / step)
             facts = replace(facts, load_forecast=await self.forecast(self._settings.models.default, load, step,
                                                                      horizon, "inputs.load"))
-        if not anomaly_given:
+        if facts.anomaly_score is None:
             score, level = await self._score(load, step)
             facts = replace(facts, anomaly_score=score, anomaly_severity=level)
         return recommend(facts, self._insights.policy, None, float(load.end))

@@ -7,8 +7,10 @@ is a new Snapshot, published by runtime/workloads.py (the only writer).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 
 from helios.engine.anomaly.base import Severity
 from helios.engine.demand import (
@@ -88,7 +90,15 @@ class Answer:
     detail: str = ""  # why there is no value (what KEDA is told), "" when there is one
     valid_until: float = 0.0  # the same snapshot gives the same answer until then
     plan: Provisioning | None = None  # how the value was provisioned (forecast and headroom answers)
-    reason: str = ""  # how the value was reached, for people (Explain)
+    # How the value was reached, as text: built only when Explain asks, not on every GetMetrics answer.
+    explain: Callable[[], str] = field(default=str, compare=False, repr=False)
+
+    @property
+    def reason(self) -> str:
+        """How the value was reached, for people (Explain)."""
+        if self.availability is not Availability.OK:
+            return f"GetMetrics fails now ({self.availability.value}): {self.detail}"
+        return self.explain()
 
 
 def plan_for(snap: Snapshot, trigger: TriggerSpec) -> Provisioning:
@@ -120,7 +130,7 @@ def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_li
     if plan.basis == "headroom":
         served = provision(None, snap.observed, now, trigger.lead_time, plan)
         return Answer(Availability.OK, served.value, "headroom", valid_until=fresh_until, plan=plan,
-                      reason=_reason(served, snap, trigger, plan))
+                      explain=partial(_reason, served, snap, trigger, plan))
     if snap.forecast is None:
         return _observed(snap, fresh_until, "no forecast yet")
     if not forecast_covers(snap.forecast, now):
@@ -128,17 +138,17 @@ def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_li
     served = provision(snap.forecast, snap.observed, now, trigger.lead_time, plan)
     until = min(fresh_until, next_window_change(snap.forecast, now, trigger.lead_time))
     return Answer(Availability.OK, served.value, "forecast", valid_until=until, plan=plan,
-                  reason=_reason(served, snap, trigger, plan))
+                  explain=partial(_reason, served, snap, trigger, plan))
 
 
 def _failing(availability: Availability, detail: str) -> Answer:
-    return Answer(availability, detail=detail, reason=f"GetMetrics fails now ({availability.value}): {detail}")
+    return Answer(availability, detail=detail)
 
 
 def _observed(snap: Snapshot, valid_until: float, why: str) -> Answer:
     value = sanitize(snap.observed)
     return Answer(Availability.OK, value, "observed", valid_until=valid_until,
-                  reason=f"{value:g}: the latest observed value ({why})")
+                  explain=partial("{:g}: the latest observed value ({})".format, value, why))
 
 
 _RULES = {

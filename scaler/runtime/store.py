@@ -1,7 +1,9 @@
 """Where the workloads' snapshots are kept: a small interface, and the in-process store behind it.
 
 The interface is the seam for state shared between replicas: a store that keeps snapshots elsewhere
-implements these four methods; nothing else in Helios reads or writes snapshots directly.
+implements these four methods; nothing else in Helios reads or writes snapshots directly. Workloads
+remembers answers per snapshot object, so a store should hand back the object it was given until a
+newer one is put (a remote store: a local copy per version).
 """
 
 from __future__ import annotations

@@ -95,9 +95,8 @@ class Workloads:
         current = self.store.get(key)
         if current is None or key not in self._records:
             return None
-        snap = replace(current, **changes) if changes else current
-        if snap is not current:
-            self.store.put(snap)
+        snap = replace(current, **changes)
+        self.store.put(snap)
         return snap
 
     def answer(self, trigger: TriggerSpec, now: float) -> Answer:

@@ -134,7 +134,7 @@ class Admin(pb_grpc.AdminServicer):
             anomaly_score=given.anomaly_score if scored else None,
             anomaly_severity=severity_of(given.anomaly_score) if scored else Severity.NONE,
         )
-        rec = await self._ask.recommend_given(facts, step, anomaly_given=scored)
+        rec = await self._ask.recommend_given(facts, step)
         return _recommendation(rec, "request", self._clock())
 
     # --- models and workloads ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 - reactive: the last sample at or before now, what a Prometheus trigger on the same signal answers;
 - reactive+N%: the same raised by N %, what a lower HPA target gives (the alternative to beat);
 - helios: the value GetMetrics would serve, made by Helios's own code (engine.pipeline fits and
-  updates on the refresher's schedule, scaler.state.answer on the snapshot), from data up to now;
+  updates on the refresher's schedule, scaler.runtime.state.answer on the snapshot), from data up to now;
 - oracle: the true demand ahead, to bound what any policy can reach through the same HPA.
 """
 
