@@ -21,7 +21,7 @@ from helios.engine.types import Forecast, Series
 from ..config.settings import Settings
 from .insights import Insights
 from .runner import FitTimeout, ModelRunner, WorkerDied
-from .state import Snapshot, WorkloadKey, plan_for
+from .state import Snapshot, WorkloadKey, current_choice, plan_for
 from .workloads import Workloads
 
 
@@ -155,10 +155,10 @@ class Inquiries:
 
     def provisioning_reason(self, snap: Snapshot) -> str:
         """Why the workload is provisioned by its current plan (state.plan_for)."""
-        t, choice = snap.trigger, snap.provisioning
+        t, choice = snap.trigger, current_choice(snap, snap.trigger)
         if t.slo is None:
             return f"the trigger fixes its quantile ({t.quantile:g}): no replay"
-        if choice is None or not choice.made_for(t.slo, t.cluster):
+        if choice is None:
             return snap.provisioning_note or f"no replay for this trigger yet: serving the default quantile " \
                                              f"{t.quantile:g} until the next refit"
         reason = choice.reason + (f"; the last replay failed: {snap.provisioning_note}"

@@ -25,7 +25,7 @@ from ..config.settings import Settings
 from .artifact_store import ArtifactStore
 from .insights import Insights
 from .runner import ModelRunner
-from .state import WorkloadKey
+from .state import WorkloadKey, current_choice
 from .telemetry import Telemetry
 from .workloads import Workload, Workloads
 
@@ -169,13 +169,14 @@ class Refresher:
         """Choose how much to provision by replaying the workload's history, after its forecast is published:
         a replay that fails or lacks data never holds up serving; the last choice stays, and the note says why."""
         p = self._provisioning
-        last = self._workloads.snapshot(key).provisioning  # the caller just published this workload's snapshot
+        snap = self._workloads.snapshot(key)  # the caller just published this workload's snapshot
+        last, previous = snap.provisioning, current_choice(snap, trigger)
         kept = "the last choice stays" if last is not None else f"serving the default quantile {trigger.quantile:g}"
         try:
             choice = await self._replay_runner.choose_provisioning(
                 trigger.model, params, history, step, trigger.lead_time, trigger.slo, trigger.cluster, p.replay,
                 p.min_replay, self._models.fit_timeout,
-                last.plan if last is not None and last.made_for(trigger.slo, trigger.cluster) else None)
+                previous.plan if previous is not None else None)
         except InsufficientData as e:
             choice, note = last, f"{e}; {kept}"
         except Exception as e:  # a timeout, a lost worker, a model that cannot backcast this history

@@ -105,11 +105,20 @@ def plan_for(snap: Snapshot, trigger: TriggerSpec) -> Provisioning:
     """The provisioning plan to serve: the trigger's fixed quantile, the replay's choice for this trigger
     (headroom while the live guard finds the forecast off what the replay saw), or, until there is a
     choice (cold start, a changed trigger), the default quantile."""
-    choice = snap.provisioning
-    if trigger.slo is not None and choice is not None and choice.made_for(trigger.slo, trigger.cluster):
+    choice = current_choice(snap, trigger)
+    if choice is not None:
         e = snap.forecast_error
         return guarded(choice, e.matured, e.coverage) if e is not None else choice.plan
     return Provisioning("forecast", trigger.quantile)
+
+
+def current_choice(snap: Snapshot, trigger: TriggerSpec) -> Choice | None:
+    """The replay's choice, when it was made for `trigger`'s shortfall target and cluster (None: no
+    replay yet, one for an earlier version of the trigger, or a trigger that fixes its quantile)."""
+    choice = snap.provisioning
+    if trigger.slo is None or choice is None or not choice.made_for(trigger.slo, trigger.cluster):
+        return None
+    return choice
 
 
 def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_limit: float) -> Answer:

@@ -26,7 +26,7 @@ from ..config.settings import Settings
 from ..pb import admin_pb2 as pb
 from ..pb import admin_pb2_grpc as pb_grpc
 from ..runtime.inquiries import Inquiries, severity_of
-from ..runtime.state import AnomalyReading, Availability, Snapshot, answer, plan_for
+from ..runtime.state import AnomalyReading, Availability, Snapshot, answer, current_choice, plan_for
 from ..runtime.telemetry import Telemetry
 from . import admin_inputs as inputs
 from .calls import unary
@@ -202,11 +202,11 @@ class Admin(pb_grpc.AdminServicer):
         return answer(snap, snap.trigger, now, self._settings.metrics.staleness_limit)
 
     def _provisioning(self, snap: Snapshot) -> pb.Provisioning:
-        t, choice = snap.trigger, snap.provisioning
+        t, choice = snap.trigger, current_choice(snap, snap.trigger)
         plan = plan_for(snap, t)
         out = pb.Provisioning(basis=plan.basis, plan=plan.label, reason=self._ask.provisioning_reason(snap),
                               target_shortfall=t.slo.target_shortfall if t.slo else 0.0)
-        if t.slo is not None and choice is not None and choice.made_for(t.slo, t.cluster):
+        if choice is not None:
             out.attainable, out.replayed_hours = choice.attainable, choice.replayed_seconds / 3600
             for field, r in (("chosen", choice.replayed), ("headroom", choice.headroom)):
                 getattr(out, field).CopyFrom(pb.ReplayOutcome(

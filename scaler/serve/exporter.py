@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from helios.engine.demand import interval_confidence
 
 from ..config.settings import Settings
-from ..runtime.state import Availability, Snapshot, answer
+from ..runtime.state import Availability, Snapshot, answer, current_choice
 from ..runtime.store import SnapshotStore
 
 LABELS = ["namespace", "scaledobject", "metric"]
@@ -101,11 +101,11 @@ class SnapshotCollector(Collector):
 
 
 def _provisioning(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot) -> None:
-    t, choice = snap.trigger, snap.provisioning
+    t, choice = snap.trigger, current_choice(snap, snap.trigger)
     if t.slo is None:
         return
     g["helios_target_shortfall"].add_metric(labels, t.slo.target_shortfall)
-    if choice is not None and choice.made_for(t.slo, t.cluster):
+    if choice is not None:
         g["helios_expected_shortfall"].add_metric(labels, choice.replayed.underprovisioned_fraction)
         if choice.reactive_replica_hours:
             g["helios_expected_replica_hours_ratio"].add_metric(
