@@ -115,7 +115,7 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
         fitted = cls.from_bytes(zlib.decompress(artifact))
         recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
         scores = fitted.score(recent)
-        state = _carried(likelihood_state, float(scores.scores[-1]), end)
+        state = _carried(likelihood_state, float(scores.scores[-1]), float(aligned.values[-1]), end)
         scored = recent
     else:
         fitted = cls(**(params or {})).fit(aligned)
@@ -125,7 +125,7 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
         state = None
         if scores.likelihood is not None:  # the detector judges runs of scores: its state after the history
             likelihood = Likelihood()
-            likelihood.tail(scores.scores)
+            likelihood.tail(scores.scores, aligned.values)
             state = {**likelihood.to_dict(), "at": end, "likelihood": float(scores.likelihood[-1])}
     score = float(scores.scores[-1])
     likelihood = state["likelihood"] if state is not None else math.nan
@@ -136,10 +136,10 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
                   tuple(fitted.drivers(scored)))
 
 
-def _carried(state: dict | None, score: float, at: int) -> dict | None:
-    """The likelihood state moved on by the newest step's score, once per step."""
+def _carried(state: dict | None, score: float, value: float, at: int) -> dict | None:
+    """The likelihood state moved on by the newest step's score and value, once per step."""
     if state is None or at <= state["at"]:
         return state
     likelihood = Likelihood.from_dict(state)
-    value = likelihood.update(score)
-    return {**likelihood.to_dict(), "at": at, "likelihood": value}
+    newest = likelihood.update(score, value)
+    return {**likelihood.to_dict(), "at": at, "likelihood": newest}

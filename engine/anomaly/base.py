@@ -37,10 +37,10 @@ class AnomalyScores:
     detector: str
     timestamps: np.ndarray  # int64 seconds
     scores: np.ndarray  # float64
-    # Optional, per step: the anomaly likelihood of the recent scores (anomaly.likelihood), in [0, 1];
-    # NaN while it learns (its first day of scores) and at missing samples. Where it is a number,
-    # severity follows it (WARNING from 1 - 1e-5, CRITICAL from 1 - 1e-7), not |score|; where it is
-    # still learning, severity falls back on |score| (2.5 / 4 sigma), as without a likelihood.
+    # Optional, per step: the anomaly likelihood of the recent scores and of the value (anomaly.likelihood),
+    # in [0, 1]; NaN while it learns (its first day of scores) and at missing samples. Where it is a
+    # number, severity follows it (WARNING from 1 - 1e-9, CRITICAL from 1 - 1e-11), not |score|; where it
+    # is still learning, severity falls back on |score| (2.5 / 4 sigma), as without a likelihood.
     likelihood: np.ndarray | None = None
 
     @property

@@ -115,7 +115,7 @@ class XGBoostDetector:
         # The anomaly likelihood's state after the history's own (out-of-sample) scores: a series that
         # continues the history, or the serving path one sample at a time, carries on from it.
         state = Likelihood()
-        state.tail(self.score(history).scores)
+        state.tail(self.score(history).scores, history.values)
         self.state["likelihood"] = state.to_dict()
         return self
 
@@ -193,12 +193,13 @@ class XGBoostDetector:
         return row[0], contribs[:-1], float(contribs[-1])
 
     def _likelihood_tail(self, series: Series, scores: np.ndarray) -> np.ndarray:
-        """anomaly.likelihood over the scores: from the state the fit left (when there is one: artifacts
-        saved before it existed have none) for a series after the history, from scratch otherwise."""
+        """anomaly.likelihood over the scores and the series' values: from the state the fit left (when
+        there is one: artifacts saved before it existed have none) for a series after the history, from
+        scratch otherwise."""
         saved = self.state.get("likelihood")
         if saved is not None and len(series) and series.timestamps[0] > self.state["history_end"]:
-            return Likelihood.from_dict(saved).tail(scores)
-        return batch_tail(scores)
+            return Likelihood.from_dict(saved).tail(scores, series.values)
+        return batch_tail(scores, series.values)
 
     def _volatility(self, grid: np.ndarray, residuals: np.ndarray, first: int) -> np.ndarray:
         """_volatility of each grid step's past residuals. Before `first` (the series' first sample: the

@@ -162,7 +162,7 @@ class Insights:
                 "forecast_peak": round(float(snap.forecast.point.max()), 6),
                 "anomaly_score": None if reading is None or math.isnan(reading.score) else round(reading.score, 3),
                 "anomaly_likelihood": None if reading is None or math.isnan(reading.likelihood)
-                else round(reading.likelihood, 9),
+                else round(reading.likelihood, 12),
                 "anomaly_alert": reading is not None and reading.alert,
             },
         })

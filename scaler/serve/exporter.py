@@ -60,8 +60,8 @@ class SnapshotCollector(Collector):
              f"{level:.0%} interval", []),
             ("helios_forecast_matured", "Served forecasts whose actuals arrived, in the rolling window", []),
             ("helios_anomaly_score", "Anomaly score of the newest sample, in standard deviations", []),
-            ("helios_anomaly_likelihood", "Anomaly likelihood of the recent run of scores, in [0, 1] (absent while "
-             "it learns, or for detectors without one)", []),
+            ("helios_anomaly_likelihood", "Anomaly likelihood of the recent run of scores and of the value, "
+             "in [0, 1] (absent while it learns, or for detectors without one)", []),
             ("helios_anomaly_detected", "1 while the newest sample is flagged (by its likelihood where there is "
              "one, else |score| >= 2.5); helios_anomaly_detections_total counts incidents", []),
             ("helios_recommended_replicas", "Replicas the recommendation asks for", []),

@@ -93,8 +93,8 @@ def test_serving_carries_the_likelihood_on_by_one_sample_per_new_step():
     # One step on from the likelihood over the history's own scores: what a fresh run over them leaves.
     scores = detector_class("xgboost").from_bytes(zlib.decompress(first.artifact)).score(history).scores
     expected = Likelihood()
-    expected.tail(scores)
-    assert later.likelihood == pytest.approx(expected.update(later.score))
+    expected.tail(scores, history.values)
+    assert later.likelihood == pytest.approx(expected.update(later.score, later.value))
     assert later.likelihood_state["at"] == SERIES.end
     again = score_latest("xgboost", first.artifact, SERIES, STEP, None, later.likelihood_state)
     assert again.likelihood_state == later.likelihood_state  # a step already counted is not counted twice

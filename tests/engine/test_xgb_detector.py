@@ -103,7 +103,8 @@ def test_anomalies_inside_the_history_are_scored_out_of_sample():
     s = series(y)
     result = XGBoostDetector().fit(s).score(s)
     assert result.scores[1000] >= 2.5 and result.scores[3000] <= -2.5 and result.scores[3500] >= 2.5
-    assert result.severity[2000] == Severity.CRITICAL
+    # The spike itself is an alert; the likelihood of the run it starts passes CRITICAL within the hour.
+    assert result.severity[2000] >= Severity.WARNING and result.severity[2000:2012].max() == Severity.CRITICAL
     assert flag_rate(result.scores) < 0.03
 
 
@@ -201,7 +202,7 @@ def test_routine_steps_of_a_quantised_signal_are_not_anomalies():
     s = series(y)
     result = XGBoostDetector().fit(s).score(s)
     assert flag_rate(np.delete(result.scores, 1500)) < 0.02
-    assert result.severity[1500] == Severity.CRITICAL
+    assert result.severity[1500] >= Severity.WARNING and result.severity[1500:1512].max() == Severity.CRITICAL
 
 
 def test_the_artifact_keeps_its_layout(clean):
@@ -241,7 +242,7 @@ def test_the_likelihood_continues_from_the_fitted_state_and_old_artifacts_still_
     history_end = detector.state["history_end"]
     later = Series(history_end + STEP * np.arange(1, 251), y[:250])  # shorter than the learning
     got = detector.score(later)
-    expected = 1.0 - Likelihood.from_dict(detector.state["likelihood"]).tail(got.scores)
+    expected = 1.0 - Likelihood.from_dict(detector.state["likelihood"]).tail(got.scores, later.values)
     np.testing.assert_array_equal(got.likelihood, expected)
     assert np.isfinite(got.likelihood[LOOKBACK + 1 :]).any()  # no day of learning after a fit
     doc = json.loads(detector.to_bytes())
