@@ -11,7 +11,8 @@ the contract's apply.
 
 AKS publishes no per-namespace CPU or memory as platform metrics (Container insights' custom metrics
 were retired in 2024; namespace series live in Azure Monitor's managed Prometheus, which the
-prometheus source reads), so the container frame here describes the configured cluster's nodes.
+prometheus source reads), so the container frame here describes the configured cluster's nodes, and
+there is no resource frame: per-pod usage, requests and limits are not platform metrics.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ STANDARD_QUERIES: dict[str, MetricQuery] = {
     "redis_memory_utilization": _q("$cache_id", "usedmemorypercentage", scale=0.01),
     "redis_connections": _q("$cache_id", "connectedclients", "Maximum"),
     "redis_hit_rate": _q("$cache_id", "cachehits", "Total", ratio_of="cachemisses"),
+    # No per-pod resource figures (RESOURCE_METRICS): AKS's platform metrics about pods are status only
+    # (kube_pod_status_ready, kube_pod_status_phase); CPU and memory are per node (node_cpu_usage_millicores,
+    # node_memory_working_set_bytes), and requests and limits are not published at all. A node's usage is
+    # not a pod's, so none is mapped: those columns are NaN (read them with the prometheus source from
+    # Azure Monitor's managed Prometheus, or configure `queries` for metrics of your own).
 }
 
 _PROVIDERS = {

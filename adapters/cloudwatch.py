@@ -5,8 +5,9 @@ values) matching them is one series. A dimension whose value is `*` must be pres
 one series each. When no `*` is asked for and one metric carries exactly the given dimensions (a
 Container Insights roll-up, an RDS instance), only that one is read, not the finer ones beside it.
 Each series is asked for one statistic per step; CloudWatch's percentages are scaled to the [0, 1]
-fractions the shared contract uses. Credentials come from boto3's default chain (IRSA on EKS,
-environment, instance profile); botocore's own retries are off, the contract's apply.
+fractions the shared contract uses, and Container Insights' millicores to cores. Credentials come
+from boto3's default chain (IRSA on EKS, environment, instance profile); botocore's own retries are
+off, the contract's apply.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class CloudWatchQuery:
     # "$workload_or_any" becomes "*" when no workload is asked for.
     dimensions: tuple[tuple[str, str], ...] = ()
     stat: Stat = "Average"
-    scale: float = 1.0  # CloudWatch percentages x 0.01 = the contract's fractions
+    scale: float = 1.0  # CloudWatch percentages x 0.01 = the contract's fractions; millicores x 0.001 = cores
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def _q(namespace: str, metric: str, *dims: tuple[str, str], stat: Stat = "Averag
 
 
 _POD = (("ClusterName", "$cluster"), ("Namespace", "$namespace"), ("PodName", "$workload"))
+_EACH_POD = (*_POD[:2], ("PodName", "$workload_or_any"), ("FullPodName", "*"))
 _RDS = (("DBInstanceIdentifier", "$instance"),)
 _CACHE = (("CacheClusterId", "$instance"),)
 
@@ -100,6 +102,17 @@ STANDARD_QUERIES: dict[str, MetricQuery] = {
     "redis_memory_utilization": _q("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", *_CACHE, scale=0.01),
     "redis_connections": _q("AWS/ElastiCache", "CurrConnections", *_CACHE),
     "redis_hit_rate": _q("AWS/ElastiCache", "CacheHitRate", *_CACHE, scale=0.01),
+    # Per pod: Container Insights with enhanced observability publishes these with a FullPodName
+    # dimension, the pod itself (usage and working set since CloudWatch agent 1.300045.0), so each
+    # series is one pod of the workload (or of the namespace) and the frames' rule takes the worst.
+    # CPU is in millicores, memory in bytes. A pod with a container that has no CPU (memory) limit
+    # publishes no pod_cpu_limit (pod_memory_limit): that column is then NaN.
+    "pod_cpu_cores": _q("ContainerInsights", "pod_cpu_usage_total", *_EACH_POD, scale=0.001),
+    "pod_memory_bytes": _q("ContainerInsights", "pod_memory_working_set", *_EACH_POD),
+    "pod_cpu_request_cores": _q("ContainerInsights", "pod_cpu_request", *_EACH_POD, scale=0.001),
+    "pod_cpu_limit_cores": _q("ContainerInsights", "pod_cpu_limit", *_EACH_POD, scale=0.001),
+    "pod_memory_request_bytes": _q("ContainerInsights", "pod_memory_request", *_EACH_POD),
+    "pod_memory_limit_bytes": _q("ContainerInsights", "pod_memory_limit", *_EACH_POD),
 }
 
 

@@ -4,8 +4,8 @@ A trigger's own query is what Helios forecasts; frames are the other half of wha
 tell, the seed's standard metrics (metrics.py) read the same way from Prometheus, Cloud Monitoring,
 CloudWatch or Azure, so that a workload's utilisation, restarts, database and cache can be judged
 beside its load without knowing which source holds them. Each source supplies only a native query
-per key; nothing serves frames yet (a later change wires them into serving), so for now only the
-adapter tests read them.
+per key. Serving reads the resource frame (a workload's pods: scaler/runtime/context.py); the
+container, database and cache frames are not served yet (they are to feed the features).
 
 Window
     A frame holds every grid point in the requested window, [end - hours, end], the last one partial
@@ -30,7 +30,15 @@ import pandas as pd
 from helios.engine.errors import NoData
 
 from .grid import DEFAULT_STEP, RawSeries, combine, counter_on_grid, gauge_on_grid, grid_for, iso
-from .metrics import CACHE_METRICS, CONTAINER_METRICS, DATABASE_METRICS, METRIC_RULES, MetricQuery, merge_queries
+from .metrics import (
+    CACHE_METRICS,
+    CONTAINER_METRICS,
+    DATABASE_METRICS,
+    METRIC_RULES,
+    RESOURCE_METRICS,
+    MetricQuery,
+    merge_queries,
+)
 
 
 class MetricFrames:
@@ -71,6 +79,11 @@ class MetricFrames:
                                 end: float | None = None) -> pd.DataFrame:
         """CONTAINER_METRICS of a namespace (or of one workload's pods in it) over the last `hours`."""
         return self.fetch_frame(CONTAINER_METRICS, {"namespace": namespace, "workload": workload or ""}, hours, end)
+
+    def fetch_resource_metrics(self, namespace: str, hours: float, *, workload: str | None = None,
+                               end: float | None = None) -> pd.DataFrame:
+        """RESOURCE_METRICS of one workload's pods (or a namespace's): usage, requests and limits."""
+        return self.fetch_frame(RESOURCE_METRICS, {"namespace": namespace, "workload": workload or ""}, hours, end)
 
     def fetch_database_metrics(self, instance_id: str, hours: float, end: float | None = None) -> pd.DataFrame:
         return self.fetch_frame(DATABASE_METRICS, {"instance": instance_id}, hours, end)

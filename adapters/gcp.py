@@ -2,7 +2,10 @@
 
 Gauges are asked with the ALIGN_MEAN aligner over one step per point and no cross-series reducer, so
 the server shrinks the data while the shared rules of grid.py still combine the series; the
-cumulative restart counter is read raw (ALIGN_NONE), so resets are handled by those same rules.
+cumulative restart counter is read raw (ALIGN_NONE), so resets are handled by those same rules. The
+per-pod resource figures are the exception: the server sums each pod's containers (a cross-series
+REDUCE_SUM grouped by pod), and CPU usage, a cumulative counter of core-seconds, is asked as a rate
+(ALIGN_RATE), which is cores.
 Credentials are Application Default Credentials (Workload Identity on GKE) unless a key file is
 configured; they are looked up on the first query, so a missing one is SourceUnauthorized, not a
 failed start.
@@ -76,6 +79,14 @@ _SQL = 'metric.type = "cloudsql.googleapis.com/database/{}" AND resource.type = 
 _REDIS = 'metric.type = "redis.googleapis.com/{}" AND resource.type = "redis_instance" ' \
          'AND resource.labels.instance_id = "$redis_instance"'
 
+# One pod of one cluster: the k8s_container labels that tell pods apart (the namespace is filtered).
+POD_FIELDS = ("resource.labels.location", "resource.labels.cluster_name", "resource.labels.pod_name")
+
+
+def _per_pod(metric: str, extra: str = "", aligner: Aligner = "ALIGN_MEAN") -> MetricQuery:
+    return MetricQuery(GcpQuery(_K8S.format(metric) + extra, aligner, "REDUCE_SUM", POD_FIELDS))
+
+
 # Utilisations and the hit ratio are already fractions in [0, 1], the units METRIC_RULES use.
 STANDARD_QUERIES: dict[str, MetricQuery] = {
     "cpu_utilization": MetricQuery(GcpQuery(_K8S.format("cpu/limit_utilization"))),
@@ -91,6 +102,16 @@ STANDARD_QUERIES: dict[str, MetricQuery] = {
     "redis_memory_utilization": MetricQuery(GcpQuery(_REDIS.format("stats/memory/usage_ratio"))),
     "redis_connections": MetricQuery(GcpQuery(_REDIS.format("clients/connected"))),
     "redis_hit_rate": MetricQuery(GcpQuery(_REDIS.format("stats/cache_hit_ratio"))),
+    # GKE writes these per container; the server sums each pod's containers (REDUCE_SUM grouped by
+    # pod), so every series is one pod and the frames' rule then takes the worst pod. core_usage_time
+    # is a cumulative count of core-seconds: its ALIGN_RATE (per second) is cores. Requests and
+    # limits are cores and bytes already; a pod's limit is the sum of what its containers report.
+    "pod_cpu_cores": _per_pod("cpu/core_usage_time", aligner="ALIGN_RATE"),
+    "pod_memory_bytes": _per_pod("memory/used_bytes", ' AND metric.labels.memory_type = "non-evictable"'),
+    "pod_cpu_request_cores": _per_pod("cpu/request_cores"),
+    "pod_cpu_limit_cores": _per_pod("cpu/limit_cores"),
+    "pod_memory_request_bytes": _per_pod("memory/request_bytes"),
+    "pod_memory_limit_bytes": _per_pod("memory/limit_bytes"),
 }
 
 

@@ -42,7 +42,7 @@ import pandas as pd
 DEFAULT_STEP = 300
 DEFAULT_MAX_GAP_STEPS = 3
 
-Combine = Literal["sum", "mean", "max"]
+Combine = Literal["sum", "mean", "max", "min"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +132,7 @@ def counter_on_grid(raw: RawSeries, grid: np.ndarray, step: int) -> np.ndarray:
 
 
 def combine(rows: list[np.ndarray], how: Combine, size: int) -> np.ndarray:
-    """Step-wise sum / mean / max over series, ignoring NaN; NaN where no series has a value."""
+    """Step-wise sum / mean / max / min over series, ignoring NaN; NaN where no series has a value."""
     if not rows:
         return np.full(size, np.nan)
     stacked = np.vstack(rows)
@@ -145,6 +145,8 @@ def combine(rows: list[np.ndarray], how: Combine, size: int) -> np.ndarray:
         out[any_present] = np.nanmean(stacked[:, any_present], axis=0)
     elif how == "max":
         out[any_present] = np.nanmax(stacked[:, any_present], axis=0)
+    elif how == "min":
+        out[any_present] = np.nanmin(stacked[:, any_present], axis=0)
     else:
         raise ValueError(f"unknown combine rule {how!r}")
     return out

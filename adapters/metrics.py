@@ -4,7 +4,7 @@ Every query source can read these keys (the seed's container, database and cache
 own native query per key. Whatever the source, a key's rule decides the numbers: a counter becomes
 its increase per step (see grid.py), and a metric's several series combine by its `combine`:
 additive amounts (bytes, connections, restarts) are summed, ratios (utilisation, hit rate)
-averaged, replication lag takes the worst (max).
+averaged, replication lag takes the worst (max), and so do the per-pod resource figures.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from .grid import Combine
 CONTAINER_METRICS = ("cpu_utilization", "memory_utilization", "memory_bytes", "restart_count")
 DATABASE_METRICS = ("db_cpu_utilization", "db_memory_utilization", "db_connections", "db_replication_lag")
 CACHE_METRICS = ("redis_memory_utilization", "redis_connections", "redis_hit_rate")
+# What the resource rules (engine/recommend/resources.py) read, per pod: the pod nearest its limit is
+# the one throttled or OOM-killed, so usage combines by the worst pod, and so does the memory limit.
+RESOURCE_METRICS = ("pod_cpu_cores", "pod_memory_bytes", "pod_cpu_request_cores", "pod_cpu_limit_cores",
+                    "pod_memory_request_bytes", "pod_memory_limit_bytes")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ METRIC_RULES: dict[str, MetricRule] = {
     "redis_memory_utilization": MetricRule("mean", unit="ratio"),
     "redis_connections": MetricRule("sum", unit="connections"),
     "redis_hit_rate": MetricRule("mean", unit="ratio"),
+    "pod_cpu_cores": MetricRule("max", unit="cores"),
+    "pod_memory_bytes": MetricRule("max", unit="bytes"),
+    "pod_cpu_request_cores": MetricRule("max", unit="cores"),
+    "pod_cpu_limit_cores": MetricRule("max", unit="cores"),
+    "pod_memory_request_bytes": MetricRule("max", unit="bytes"),
+    "pod_memory_limit_bytes": MetricRule("min", unit="bytes"),  # the smallest limit is the pod at risk
 }
 
 

@@ -50,6 +50,11 @@ def _memory(pods: str, per_limit: bool) -> str:
     return f'{used} / sum(kube_pod_container_resource_limits{{{pods}, resource="memory"}})' if per_limit else used
 
 
+def _per_pod(metric: str, selector: str) -> str:
+    """One series per pod: its containers summed (the frames' rule then takes the worst pod)."""
+    return f"sum by (pod) ({metric}{{{_WORKLOAD}, {selector}}})"
+
+
 def _redis_rate(name: str) -> str:
     return f"sum(rate({name}{{{_INSTANCE}}}[5m]))"
 
@@ -73,6 +78,15 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
     "redis_hit_rate": MetricQuery(
         f"{_redis_rate('redis_keyspace_hits_total')}"
         f" / ({_redis_rate('redis_keyspace_hits_total')} + {_redis_rate('redis_keyspace_misses_total')})"),
+    # cAdvisor and kube-state-metrics, per pod. Requests and limits carry kube-state-metrics' `unit`
+    # label (core, byte); only the `resource` label is matched, so older versions without it work too.
+    "pod_cpu_cores": MetricQuery(
+        f'sum by (pod) (rate(container_cpu_usage_seconds_total{{{_WORKLOAD}, container!="", container!="POD"}}[5m]))'),
+    "pod_memory_bytes": MetricQuery(_per_pod("container_memory_working_set_bytes", 'container!="", container!="POD"')),
+    "pod_cpu_request_cores": MetricQuery(_per_pod("kube_pod_container_resource_requests", 'resource="cpu"')),
+    "pod_cpu_limit_cores": MetricQuery(_per_pod("kube_pod_container_resource_limits", 'resource="cpu"')),
+    "pod_memory_request_bytes": MetricQuery(_per_pod("kube_pod_container_resource_requests", 'resource="memory"')),
+    "pod_memory_limit_bytes": MetricQuery(_per_pod("kube_pod_container_resource_limits", 'resource="memory"')),
 }
 
 

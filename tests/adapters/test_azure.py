@@ -11,8 +11,9 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from helios.adapters.azure import AzureMonitorSource, AzureParams, AzureQuery
+from helios.adapters.metrics import RESOURCE_METRICS
 from helios.adapters.retry import RetryPolicy
-from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
+from helios.engine.errors import BadQuery, NoData, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
 from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
 from helios.scaler.config.settings import ConfigError, load_settings
@@ -151,6 +152,48 @@ def test_container_frame_reads_the_configured_clusters_node_metrics(server):
     np.testing.assert_allclose(frame["memory_utilization"], 0.5)
     np.testing.assert_allclose(frame["memory_bytes"], 3e9)
     assert frame["restart_count"].isna().all()  # AKS publishes no restart counter as a platform metric
+
+
+MIB = 1 << 20
+
+
+def test_resource_frame_has_no_default_queries_since_aks_publishes_no_per_pod_figures(server):
+    t0 = recent_origin()
+    aks = resource("Microsoft.ContainerService/managedClusters", "prod")
+    for metric, value in [("node_cpu_usage_millicores", 1500), ("node_memory_working_set_bytes", 3e9)]:
+        server.add(aks, metric, [(t0 + s, value) for s in range(0, 900, 60)], {"node": "aks-nodepool1-0"})
+    source = source_for(server, subscription_id=SUB, resource_group=RG, cluster="prod")
+
+    assert not set(RESOURCE_METRICS) & set(source.queries)  # a node's usage is not a pod's: nothing mapped
+    with pytest.raises(NoData, match="none of pod_cpu_cores, pod_memory_bytes, .*pod_memory_limit_bytes"):
+        source.fetch_resource_metrics("shop", hours=0.25, end=t0 + 900 - 1, workload="web")
+    assert server.requests == []  # nothing is asked for
+
+
+def test_a_configured_resource_query_is_read_per_pod_and_the_keys_azure_lacks_are_nan(server):
+    """`queries` can point a key at a metric of the user's own (here a custom metric split by pod);
+    its series combine by the key's rule, and every key left unmapped is an all-NaN column."""
+    t0 = recent_origin()
+    aks = resource("Microsoft.ContainerService/managedClusters", "prod")
+    minutes = [t0 + s for s in range(0, 900, 60)]
+    for metric, pods in [("pod_working_set_bytes", {"web-1": 320 * MIB, "web-2": 470 * MIB}),
+                         ("pod_memory_limit_bytes", {"web-1": 1088 * MIB, "web-2": 576 * MIB})]:
+        for pod, value in pods.items():
+            server.add(aks, metric, [(t, value) for t in minutes], {"pod": pod})
+    queries = {key: AzureQuery("$cluster_id", metric, metric_namespace="custom/pods", filter="pod eq '*'")
+               for key, metric in [("pod_memory_bytes", "pod_working_set_bytes"),
+                                   ("pod_memory_limit_bytes", "pod_memory_limit_bytes")]}
+    source = source_for(server, subscription_id=SUB, resource_group=RG, cluster="prod", queries=queries)
+
+    frame = source.fetch_resource_metrics("shop", hours=0.25, end=t0 + 900 - 1, workload="web")
+
+    assert [(r.query["metricnames"], r.query["$filter"], r.query["metricnamespace"]) for r in server.requests] == [
+        ("pod_working_set_bytes", "pod eq '*'", "custom/pods"), ("pod_memory_limit_bytes", "pod eq '*'", "custom/pods")]
+    assert list(frame.columns) == list(RESOURCE_METRICS) and len(frame) == 3
+    assert frame["pod_memory_bytes"].tolist() == [470 * MIB] * 3  # the larger pod
+    assert frame["pod_memory_limit_bytes"].tolist() == [576 * MIB] * 3  # the smaller limit
+    for key in ("pod_cpu_cores", "pod_cpu_request_cores", "pod_cpu_limit_cores", "pod_memory_request_bytes"):
+        assert frame[key].isna().all(), key
 
 
 def test_a_trigger_query_sends_its_filter_namespace_and_a_series_limit(server):

@@ -14,6 +14,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from helios.adapters.cloudwatch import CloudWatchParams, CloudWatchQuery, CloudWatchSource, parse_dimensions
+from helios.adapters.metrics import RESOURCE_METRICS
 from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
@@ -118,6 +119,84 @@ def test_container_frame_reads_the_namespace_roll_up_and_sums_restarts_over_work
     web = source.fetch_container_metrics("shop", hours=0.5, end=end, workload="web")
     assert web["cpu_utilization"].tolist() == [0.8] * 6
     np.testing.assert_array_equal(web["restart_count"], [np.nan, 0, 1, 0, 1, 0])
+
+
+MIB = 1 << 20
+# Container Insights' per-pod figures (CPU in millicores, memory in bytes) of the namespace "store":
+# {(workload, pod): {metric: value, or value(step)}}. web's second pod is the one nearer its limits: its
+# CPU climbs by 100 millicores a step past the first pod's, and it runs a newer template with a smaller
+# memory limit. batch sets no CPU limit, so Container Insights publishes no pod_cpu_limit for it.
+STORE_PODS = {
+    ("web", "web-5d8f7-a1b2c"): {"pod_cpu_usage_total": 250, "pod_memory_working_set": 320 * MIB,
+                                 "pod_cpu_request": 600, "pod_cpu_limit": 1200,
+                                 "pod_memory_request": 544 * MIB, "pod_memory_limit": 1088 * MIB},
+    ("web", "web-5d8f7-d3e4f"): {"pod_cpu_usage_total": lambda k: 100 + 100 * k, "pod_memory_working_set": 470 * MIB,
+                                 "pod_cpu_request": 850, "pod_cpu_limit": 1700,
+                                 "pod_memory_request": 288 * MIB, "pod_memory_limit": 576 * MIB},
+    ("worker", "worker-0"): {"pod_cpu_usage_total": 3000, "pod_memory_working_set": 5120 * MIB,
+                             "pod_cpu_request": 4000, "pod_cpu_limit": 4000,
+                             "pod_memory_request": 128 * MIB, "pod_memory_limit": 128 * MIB},
+    ("batch", "batch-29178-x7k2p"): {"pod_cpu_usage_total": 500, "pod_memory_working_set": 64 * MIB,
+                                     "pod_cpu_request": 500, "pod_memory_request": 64 * MIB,
+                                     "pod_memory_limit": 256 * MIB},
+}
+
+
+@pytest.fixture(scope="module")
+def store_pods(moto_url):
+    client = client_for_moto(moto_url)
+    t0 = recent_origin(hours_ago=16)
+    store = {"ClusterName": "prod", "Namespace": "store"}
+    for (workload, pod), metrics in STORE_PODS.items():
+        for metric, value in metrics.items():
+            points = [(t0 + s, value(s // STEP) if callable(value) else value) for s in range(0, 1800, 60)]
+            put(client, "ContainerInsights", metric, store | {"PodName": workload, "FullPodName": pod}, points)
+    # The workload roll-ups published beside them (the mean per pod) are not what the frame reads.
+    put(client, "ContainerInsights", "pod_memory_limit", store | {"PodName": "web"},
+        [(t0 + s, 832 * MIB) for s in range(0, 1800, 60)])
+    return t0
+
+
+def test_resource_frame_reads_each_pod_in_cores_and_bytes_and_takes_the_worst_pod(moto_url, store_pods):
+    t0 = store_pods
+    client = client_for_moto(moto_url)
+    calls = recording(client)
+    source = CloudWatchSource(cluster="prod", client=client, retry=FAST)
+
+    frame = source.fetch_resource_metrics("store", hours=0.5, end=t0 + 1800 - 1, workload="web")
+
+    data_calls = [p["MetricDataQueries"] for name, p in calls if name == "GetMetricData"]
+    assert [[q["MetricStat"]["Metric"]["MetricName"] for q in c] for c in data_calls] == [
+        [m, m] for m in ("pod_cpu_usage_total", "pod_memory_working_set", "pod_cpu_request", "pod_cpu_limit",
+                         "pod_memory_request", "pod_memory_limit")]
+    for query in (q for c in data_calls for q in c):
+        dims = {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
+        assert dims.pop("FullPodName") in ("web-5d8f7-a1b2c", "web-5d8f7-d3e4f")  # one series per pod
+        assert dims == {"ClusterName": "prod", "Namespace": "store", "PodName": "web"}
+        assert (query["MetricStat"]["Period"], query["MetricStat"]["Stat"]) == (STEP, "Average")
+    assert list(frame.columns) == list(RESOURCE_METRICS) and len(frame) == 6
+    # Millicores to cores; the busier pod per step: 250 m until the other pod's 100 + 100k m passes it.
+    np.testing.assert_allclose(frame["pod_cpu_cores"], [0.25, 0.25, 0.3, 0.4, 0.5, 0.6])
+    np.testing.assert_allclose(frame["pod_cpu_request_cores"], 0.85)  # the larger of 600 m and 850 m
+    np.testing.assert_allclose(frame["pod_cpu_limit_cores"], 1.7)
+    assert frame["pod_memory_bytes"].tolist() == [470 * MIB] * 6  # bytes as published, the larger pod
+    assert frame["pod_memory_request_bytes"].tolist() == [544 * MIB] * 6
+    assert frame["pod_memory_limit_bytes"].tolist() == [576 * MIB] * 6  # the smaller limit, not the roll-up
+
+
+def test_resource_frame_of_a_namespace_spans_its_pods_and_a_missing_limit_is_nan(moto_url, store_pods):
+    t0 = store_pods
+    source = CloudWatchSource(cluster="prod", client=client_for_moto(moto_url), retry=FAST)
+
+    namespace = source.fetch_resource_metrics("store", hours=0.5, end=t0 + 1800 - 1)
+    batch = source.fetch_resource_metrics("store", hours=0.5, end=t0 + 1800 - 1, workload="batch")
+
+    np.testing.assert_allclose(namespace["pod_cpu_cores"], 3.0)  # worker-0, the busiest pod of the namespace
+    assert namespace["pod_memory_bytes"].tolist() == [5120 * MIB] * 6
+    assert namespace["pod_memory_limit_bytes"].tolist() == [128 * MIB] * 6
+    assert batch["pod_cpu_limit_cores"].isna().all()  # no pod_cpu_limit published: a NaN column
+    np.testing.assert_allclose(batch["pod_cpu_cores"], 0.5)
+    assert batch["pod_memory_limit_bytes"].tolist() == [256 * MIB] * 6
 
 
 def test_database_and_cache_frames_read_rds_and_elasticache(moto_url):

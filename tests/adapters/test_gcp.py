@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helios.adapters.gcp import GcpMonitoringSource, GcpParams, GcpQuery
+from helios.adapters.metrics import RESOURCE_METRICS
 from helios.adapters.retry import RetryPolicy
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 from helios.engine.models import MODELS
@@ -89,12 +90,13 @@ def server():
     s.stop()
 
 
-def k8s(metric: str, pod: str, points, *, memory_type: str | None = None, workload: str = "web", integer=False):
+def k8s(metric: str, pod: str, points, *, memory_type: str | None = None, workload: str = "web", integer=False,
+        container: str = "app", kind: str = "GAUGE"):
     labels = {"project_id": PROJECT, "location": "europe-west1", "cluster_name": "prod", "namespace_name": "shop",
-              "pod_name": pod, "container_name": "app"}
+              "pod_name": pod, "container_name": container}
     return StoredSeries(f"kubernetes.io/container/{metric}", "k8s_container", labels,
                         {"memory_type": memory_type} if memory_type else {}, list(points), integer=integer,
-                        system_labels={"top_level_controller_name": workload})
+                        system_labels={"top_level_controller_name": workload}, kind=kind)
 
 
 def test_container_frame_asks_for_namespace_series_aligned_per_step_and_builds_the_frame(server):
@@ -142,6 +144,105 @@ def test_container_frame_asks_for_namespace_series_aligned_per_step_and_builds_t
     np.testing.assert_allclose(frame["memory_bytes"], 150e6)  # bytes of two pods add up
     # The raw counter (one sample a minute) climbs by one every 15 minutes: at steps 3, 6 and 9.
     np.testing.assert_array_equal(frame["restart_count"], [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0])
+
+
+MIB = 1 << 20
+# (pod, container): CPU cores used, requested and limited; memory bytes used, requested and limited. web-2
+# is the pod nearer its limits: busier, and started from a newer template with a smaller memory limit.
+CONTAINERS = {
+    ("web-1", "app"): (0.2, 0.5, 1.0, 300 * MIB, 512 * MIB, 1024 * MIB),
+    ("web-1", "sidecar"): (0.05, 0.1, 0.2, 20 * MIB, 32 * MIB, 64 * MIB),
+    ("web-2", "app"): (0.65, 0.75, 1.5, 450 * MIB, 256 * MIB, 512 * MIB),
+    ("web-2", "sidecar"): (0.1, 0.1, 0.2, 20 * MIB, 32 * MIB, 64 * MIB),
+    ("worker-1", "app"): (3.0, 4.0, 4.0, 5120 * MIB, 128 * MIB, 128 * MIB),  # another workload
+}
+RESOURCE_QUERIES = [
+    ("cpu/core_usage_time", ""), ("memory/used_bytes", ' AND metric.labels.memory_type = "non-evictable"'),
+    ("cpu/request_cores", ""), ("cpu/limit_cores", ""), ("memory/request_bytes", ""), ("memory/limit_bytes", ""),
+]
+
+
+def load_containers(server: MetricServiceServer, t0: int, containers=CONTAINERS, limits: bool = True) -> None:
+    minutes = range(0, 3600, 60)
+    for (pod, name), (cores, cpu_req, cpu_lim, used, mem_req, mem_lim) in containers.items():
+        series = [
+            # A cumulative count of core-seconds, sampled every minute: `cores` per second of the window.
+            ("cpu/core_usage_time", lambda s, c=cores: c * (s + 600), {"kind": "CUMULATIVE"}),
+            ("memory/used_bytes", lambda s, u=used: u, {"memory_type": "non-evictable", "integer": True}),
+            ("memory/used_bytes", lambda s, u=used: 4 * u, {"memory_type": "evictable", "integer": True}),
+            ("cpu/request_cores", lambda s, r=cpu_req: r, {}),
+            ("memory/request_bytes", lambda s, r=mem_req: r, {"integer": True}),
+        ]
+        if limits:
+            series += [("cpu/limit_cores", lambda s, v=cpu_lim: v, {}),
+                       ("memory/limit_bytes", lambda s, v=mem_lim: v, {"integer": True})]
+        for metric, value, kw in series:
+            server.add(k8s(metric, pod, [(t0 + s, value(s)) for s in minutes], container=name,
+                           workload=pod.split("-")[0], **kw))
+
+
+def test_resource_frame_sums_each_pods_containers_and_takes_the_worst_pod(server):
+    t0 = 1_800_000_000 // STEP * STEP
+    load_containers(server, t0)
+    source = GcpMonitoringSource(project=PROJECT, cluster="prod", client=server.client(), retry=FAST)
+    end = t0 + 3600 - 1
+
+    frame = source.fetch_resource_metrics("shop", hours=1, end=end, workload="web")
+
+    first = [r for r in server.requests if not r.page_token]
+    assert [r.filter for r in first] == [
+        f'metric.type = "kubernetes.io/container/{m}" AND resource.type = "k8s_container" '
+        f'AND resource.labels.namespace_name = "shop" AND resource.labels.cluster_name = "prod" '
+        f'AND metadata.system_labels.top_level_controller_name = "web"{extra}' for m, extra in RESOURCE_QUERIES]
+    # Core-seconds asked as a rate (cores); each pod's containers summed by the server, one series per pod.
+    assert [r.aggregation.per_series_aligner.name for r in first] == ["ALIGN_RATE"] + ["ALIGN_MEAN"] * 5
+    for r in first:
+        assert r.aggregation.alignment_period == dt.timedelta(seconds=STEP)
+        assert r.aggregation.cross_series_reducer.name == "REDUCE_SUM"
+        assert list(r.aggregation.group_by_fields) == [
+            "resource.labels.location", "resource.labels.cluster_name", "resource.labels.pod_name"]
+
+    assert list(frame.columns) == list(RESOURCE_METRICS)
+    assert list(frame.index) == [pd.Timestamp(t0 + STEP * k, unit="s", tz="UTC") for k in range(12)]
+    # web-1 / web-2: 0.25 / 0.75 cores used, 0.6 / 0.85 requested, 1.2 / 1.7 limit; 320 / 470 MiB used,
+    # 544 / 288 MiB requested, 1088 / 576 MiB limit. Usage, requests and CPU limits take the larger pod,
+    # the memory limit the smaller (the pod nearer an OOM kill).
+    expected = {"pod_cpu_cores": 0.75, "pod_memory_bytes": 470 * MIB, "pod_cpu_request_cores": 0.85,
+                "pod_cpu_limit_cores": 1.7, "pod_memory_request_bytes": 544 * MIB, "pod_memory_limit_bytes": 576 * MIB}
+    for key, value in expected.items():
+        np.testing.assert_allclose(frame[key], value, rtol=1e-12, err_msg=key)
+
+    namespace = source.fetch_resource_metrics("shop", hours=1, end=end)  # every pod of the namespace
+
+    assert "top_level_controller_name" not in server.requests[-1].filter
+    np.testing.assert_allclose(namespace["pod_cpu_cores"], 3.0)
+    np.testing.assert_allclose(namespace["pod_memory_bytes"], 5120 * MIB)
+    np.testing.assert_allclose(namespace["pod_memory_request_bytes"], 544 * MIB)
+    np.testing.assert_allclose(namespace["pod_memory_limit_bytes"], 128 * MIB)
+
+
+def test_resource_frame_without_limits_has_all_nan_limit_columns(server):
+    t0 = 1_800_000_000 // STEP * STEP
+    load_containers(server, t0, {("web-1", "app"): CONTAINERS[("web-1", "app")]}, limits=False)
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST)
+
+    frame = source.fetch_resource_metrics("shop", hours=1, end=t0 + 3600 - 1, workload="web")
+
+    assert frame["pod_cpu_limit_cores"].isna().all() and frame["pod_memory_limit_bytes"].isna().all()
+    np.testing.assert_allclose(frame["pod_cpu_cores"], 0.2, rtol=1e-12)
+    np.testing.assert_allclose(frame["pod_memory_request_bytes"], 512 * MIB)
+
+
+def test_cpu_usage_is_a_cumulative_metric_the_server_refuses_to_average(server):
+    """The local server holds core_usage_time as Cloud Monitoring does (CUMULATIVE), so a mean aligner
+    on it is refused, not quietly averaged into core-seconds."""
+    t0 = 1_800_000_000 // STEP * STEP
+    load_containers(server, t0)
+    cpu = 'metric.type = "kubernetes.io/container/cpu/core_usage_time" AND resource.labels.namespace_name = "shop"'
+    source = GcpMonitoringSource(project=PROJECT, client=server.client(), retry=FAST).with_queries(
+        {"pod_cpu_cores": GcpQuery(cpu, "ALIGN_MEAN")})
+    with pytest.raises(BadQuery, match="ALIGN_MEAN cannot be applied to metrics of kind CUMULATIVE"):
+        source.fetch_resource_metrics("shop", hours=1, end=t0 + 3600 - 1)
 
 
 def test_a_window_ending_inside_a_step_asks_for_that_partial_step_on_its_own(server):

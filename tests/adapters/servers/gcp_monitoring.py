@@ -2,8 +2,14 @@
 
 It serves in-memory time series the way Cloud Monitoring does: the filter is parsed (only
 `key = "value"` clauses joined by AND; anything else is INVALID_ARGUMENT), points are bucketed into
-alignment periods that end at the interval's end time, reduced across series, returned newest first,
-and cut into pages of at most `page_size` points, so one series can continue on the next page.
+alignment periods that end at the interval's end time, reduced across series (all of them, or per
+combination of the `group_by_fields` values, each output series keeping only those labels), returned
+newest first, and cut into pages of at most `page_size` points, so one series can continue on the
+next page. A series is a GAUGE or a CUMULATIVE: as in Cloud Monitoring, ALIGN_RATE and ALIGN_DELTA
+apply to cumulative series only and the other aligners to gauges only (INVALID_ARGUMENT otherwise;
+DELTA series, which take both, are not modelled);
+ALIGN_RATE is the period's increase per second (a fall is a reset, counted from zero), from the last
+point before the period (or its first point) to its last.
 The request and response types are the client library's own proto-plus messages.
 """
 
@@ -49,6 +55,7 @@ class StoredSeries:
     points: list[tuple[int, float]] = field(default_factory=list)  # (unix seconds, value), any order
     integer: bool = False
     system_labels: dict[str, str] = field(default_factory=dict)  # metadata.system_labels (GKE's)
+    kind: str = "GAUGE"  # or "CUMULATIVE" (a running total, such as core_usage_time)
 
     def __post_init__(self) -> None:
         # Cloud Monitoring keeps one point per series and time (it refuses a second write of one).
@@ -180,8 +187,12 @@ def _aggregate(matched: list[StoredSeries], agg: monitoring_v3.Aggregation, star
         if reducer != Reducer.REDUCE_NONE:
             raise ValueError("A cross-series reducer requires a per-series aligner")
         return [(s, sorted(s.points, reverse=True)) for s in matched]
-    if aligner not in _ALIGNERS:
+    if aligner not in _ALIGNERS and aligner != Aligner.ALIGN_RATE:
         raise ValueError(f"The aligner {aligner.name} is not supported by this server")
+    for s in matched:
+        if (s.kind == "CUMULATIVE") != (aligner in (Aligner.ALIGN_RATE, Aligner.ALIGN_DELTA)):
+            raise ValueError(f"The aligner {aligner.name} cannot be applied to metrics of kind {s.kind} "
+                             f"({s.metric_type})")
     if period < 60:
         raise ValueError("The alignment period must be at least 60 seconds")
     ends = list(range(end, start, -period))  # newest first, as Cloud Monitoring answers
@@ -189,21 +200,57 @@ def _aggregate(matched: list[StoredSeries], agg: monitoring_v3.Aggregation, star
     for s in matched:
         points = []
         for t in ends:
-            vs = [v for ts, v in s.points if t - period < ts <= t]
-            if vs:
-                points.append((t, float(_ALIGNERS[aligner](vs))))
-        aligned.append((s, points))
+            if aligner == Aligner.ALIGN_RATE:
+                value = _rate(s.points, t - period, t)
+            else:
+                vs = [v for ts, v in s.points if t - period < ts <= t]
+                value = float(_ALIGNERS[aligner](vs)) if vs else None
+            if value is not None:
+                points.append((t, value))
+        # A mean or a rate of integers is a DOUBLE, as Cloud Monitoring answers it.
+        integer = s.integer and aligner not in (Aligner.ALIGN_MEAN, Aligner.ALIGN_RATE)
+        aligned.append((dataclasses.replace(s, integer=integer, kind="GAUGE"), points))
     if reducer == Reducer.REDUCE_NONE or not aligned:
         return aligned
-    if reducer not in _REDUCERS or agg.group_by_fields:
-        raise ValueError(f"The reducer {reducer.name} (with group_by_fields) is not supported by this server")
-    by_time: dict[int, list[float]] = {}
-    for _, points in aligned:
-        for t, v in points:
-            by_time.setdefault(t, []).append(v)
-    head = aligned[0][0]
-    merged = StoredSeries(head.metric_type, head.resource_type, {}, {}, integer=False)
-    return [(merged, [(t, float(_REDUCERS[reducer](by_time[t]))) for t in sorted(by_time, reverse=True)])]
+    if reducer not in _REDUCERS:
+        raise ValueError(f"The reducer {reducer.name} is not supported by this server")
+    groups: dict[tuple, list[tuple[StoredSeries, list[tuple[int, float]]]]] = {}
+    for s, points in aligned:
+        groups.setdefault(tuple(_field(s, f) for f in agg.group_by_fields), []).append((s, points))
+    out = []
+    for key, members in groups.items():
+        by_time: dict[int, list[float]] = {}
+        for _, points in members:
+            for t, v in points:
+                by_time.setdefault(t, []).append(v)
+        head = members[0][0]
+        kept = dict(zip(agg.group_by_fields, key, strict=True))
+        merged = StoredSeries(head.metric_type, head.resource_type,
+                              {k.split(".", 2)[2]: v for k, v in kept.items() if k.startswith("resource.")},
+                              {k.split(".", 2)[2]: v for k, v in kept.items() if k.startswith("metric.")})
+        out.append((merged, [(t, float(_REDUCERS[reducer](by_time[t]))) for t in sorted(by_time, reverse=True)]))
+    return out
+
+
+def _rate(points: list[tuple[int, float]], lo: int, hi: int) -> float | None:
+    """Increase per second of a cumulative series over (lo, hi]; None without two points to compare."""
+    inside = [(t, v) for t, v in points if lo < t <= hi]
+    before = [(t, v) for t, v in points if t <= lo]
+    run = before[-1:] + inside
+    if not inside or len(run) < 2:
+        return None
+    increase = sum(b - a if b >= a else b for (_, a), (_, b) in zip(run, run[1:], strict=False))
+    return increase / (run[-1][0] - run[0][0])
+
+
+def _field(s: StoredSeries, name: str) -> str:
+    """The value of a group_by field (`resource.labels.x`, `metric.labels.x`) of one series."""
+    source, _, label = name.replace(".label.", ".labels.").partition(".labels.")
+    if source == "resource" and label:
+        return s.resource_labels.get(label, "")
+    if source == "metric" and label:
+        return s.metric_labels.get(label, "")
+    raise ValueError(f"The group_by field {name!r} is not supported by this server")
 
 
 def _to_proto(s: StoredSeries, points: list[tuple[int, float]]) -> monitoring_v3.TimeSeries:
@@ -211,7 +258,7 @@ def _to_proto(s: StoredSeries, points: list[tuple[int, float]]) -> monitoring_v3
     return monitoring_v3.TimeSeries(
         metric={"type": s.metric_type, "labels": s.metric_labels},
         resource={"type": s.resource_type, "labels": s.resource_labels},
-        metric_kind="GAUGE",
+        metric_kind=s.kind,
         value_type=value_type,
         points=[
             {
