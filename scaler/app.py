@@ -23,6 +23,7 @@ from .config.settings import Settings
 from .config.sources import build_sources
 from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
 from .runtime.artifact_store import ArtifactStore
+from .runtime.context import ContextFeed
 from .runtime.inquiries import Inquiries
 from .runtime.insights import Insights
 from .runtime.refresher import Refresher
@@ -64,8 +65,10 @@ class HeliosApp:
         # Provisioning replays (about 0.8 s of CPU per workload per refit: benchmarks/provisioning_cost.py) get
         # a process of their own too: a forecast update queued behind one would reach KEDA that much later.
         self.replay_runner = ModelRunner(settings.provisioning.workers, self.telemetry)
+        self.context = ContextFeed(self.workloads, self.sources, settings, self.telemetry, clock,
+                                   self.insights.reconsider)
         self.refresher = Refresher(self.workloads, self.sources, self.runner, settings, self.telemetry, clock,
-                                   artifacts, self.insights, self.replay_runner)
+                                   artifacts, self.insights, self.replay_runner, self.context)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS, settings.provisioning,
                                settings.scaling.pod_startup_seconds)

@@ -26,6 +26,9 @@ class WorkloadInputs:
     cpu_request_cores: float | None = None
     memory_usage_bytes: Series | None = None
     memory_limit_bytes: float | None = None
+    # Why the per-pod figures are missing or old, when the caller knows (e.g. "context fetch failed: ..."):
+    # the resource rules quote it when they cannot be evaluated.
+    resource_note: str = ""
     anomaly_score: float | None = None  # latest score in standard deviations (engine.anomaly)
     # The severity of the alert the latest sample raised: NONE while there is none, and on the later
     # samples of an incident already alerted (engine.anomaly.alerts: one alert per incident).

@@ -35,10 +35,11 @@ def increase_memory(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -
     limit = inputs.memory_limit_bytes
     if limit is None or inputs.memory_usage_bytes is None:
         missing = "memory limit" if limit is None else "memory usage"
-        return f"INCREASE_MEMORY not evaluated: no {missing}"
+        return f"INCREASE_MEMORY not evaluated: no {missing}{_because(inputs)}"
     usage = past(inputs.memory_usage_bytes, now, policy.memory_window)
     if not len(usage):
-        return f"INCREASE_MEMORY not evaluated: no memory usage in the last {policy.memory_window:.0f} s"
+        return (f"INCREASE_MEMORY not evaluated: no memory usage in the last {policy.memory_window:.0f} s"
+                f"{_because(inputs)}")
     thr, margin = policy.memory_warning_threshold, policy.memory_margin
     peak = float(np.max(usage.values))
     util = peak / limit
@@ -58,11 +59,11 @@ def decrease_cpu(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> O
     request = inputs.cpu_request_cores
     if request is None or inputs.cpu_usage_cores is None:
         missing = "CPU request" if request is None else "CPU usage"
-        return f"DECREASE_CPU not evaluated: no {missing}"
+        return f"DECREASE_CPU not evaluated: no {missing}{_because(inputs)}"
     usage = past(inputs.cpu_usage_cores, now, policy.cpu_window)
     if not usage.covers(policy.cpu_window, policy.min_window_coverage):
         return (f"DECREASE_CPU not evaluated: needs CPU usage over {policy.min_window_coverage:.0%} "
-                f"of the last {policy.cpu_window:.0f} s")
+                f"of the last {policy.cpu_window:.0f} s{_because(inputs)}")
     pct, thr, margin = policy.cpu_request_percentile, policy.cpu_scale_down_threshold, policy.cpu_request_margin
     p = float(np.quantile(usage.values, pct))
     seen = (f"p{pct * 100:g} CPU usage {p:.4g} cores over the last {policy.cpu_window:.0f} s "
@@ -80,3 +81,7 @@ def decrease_cpu(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> O
               f"(now {request:g})")
     return Condition(Action.DECREASE_CPU, detail, below, Urgency.LOW, rule="cpu",
                      resource=ResourceSuggestion("cpu", float(request), float(suggested), "cores", basis))
+
+
+def _because(inputs: WorkloadInputs) -> str:
+    return f" ({inputs.resource_note})" if inputs.resource_note else ""

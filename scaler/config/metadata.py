@@ -41,6 +41,17 @@ class InvalidMetadata(ValueError):
 
 
 @dataclass(frozen=True)
+class ContextSpec:
+    """What a trigger names as its workload's context: the pods of `workload` in `namespace`, and the
+    database and cache instances it uses (None: not named, not read)."""
+
+    namespace: str
+    workload: str
+    database: str | None = None
+    cache: str | None = None
+
+
+@dataclass(frozen=True)
 class TriggerSpec:
     """One trigger of one ScaledObject, as Helios serves it."""
 
@@ -61,6 +72,7 @@ class TriggerSpec:
     # workload through `cluster` (the HPA facts); None when the trigger fixes its `quantile`.
     slo: SLO | None = None
     cluster: Cluster = Cluster()
+    context: ContextSpec | None = None  # whose pods (and database, cache) to read as context; None: off
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -68,6 +80,10 @@ class TriggerSpec:
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=7 * 86400)]
+# Kubernetes object names: a DNS-1123 label for a namespace, a subdomain for a Deployment.
+Namespace = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+ObjectName = Annotated[str, Field(max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+Instance = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.:/]*$")]
 
 
 class _CommonKeys(BaseModel):
@@ -91,6 +107,13 @@ class _CommonKeys(BaseModel):
     hpa_tolerance: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False)
     scale_up_stabilization: Window | None = None
     scale_down_stabilization: Window | None = None
+    # Context (runtime/context.py): whose pods are measured (default: the ScaledObject's name in its
+    # namespace, the usual convention), and the database and cache instances, read only when named.
+    workload: ObjectName | None = None
+    namespace: Namespace | None = None
+    database: Instance | None = None
+    cache: Instance | None = None
+    context: Literal["on", "off"] = "on"
 
 
 class MetadataParser:
@@ -165,7 +188,17 @@ class MetadataParser:
             signal=keys.signal,
             slo=self._slo(keys),
             cluster=self._cluster(keys),
+            context=self._context(namespace, name, keys, own),
         )
+
+    @staticmethod
+    def _context(namespace: str, name: str, keys: _CommonKeys, own: Mapping[str, Any]) -> ContextSpec | None:
+        if keys.context == "off":
+            return None
+        # CloudWatch's own `namespace` key is its metric namespace (AWS/ELB): there the pods are the
+        # ScaledObject's namespace's.
+        pods_namespace = namespace if "namespace" in own else keys.namespace or namespace
+        return ContextSpec(pods_namespace, keys.workload or name, keys.database, keys.cache)
 
     def _slo(self, keys: _CommonKeys) -> SLO | None:
         """The shortfall target, unless the trigger fixes its quantile (or the config turns targets off)."""

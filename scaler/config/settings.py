@@ -221,6 +221,17 @@ class AnomalySettings(_Section):
     workers: int = Field(1, ge=1, le=64)
 
 
+class ContextSettings(_Section):
+    """Each workload's container (and database, cache) context: read by its own source on its own
+    schedule, beside the load refresh and never holding it up (runtime/context.py)."""
+
+    enabled: bool = True  # off: no workload's context is read (a trigger turns its own off: `context: off`)
+    interval: Seconds = 300.0  # between fetches of one workload's context
+    # How much is kept: DECREASE_CPU reads a day of usage (scaling.cpu_window). The first fetch reads it
+    # all, later ones only what is new.
+    window: Seconds = 86400.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELIOS_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -233,6 +244,7 @@ class Settings(BaseSettings):
     sources: SourcesSettings = SourcesSettings()
     scaling: ScalingSettings = ScalingSettings()
     anomaly: AnomalySettings = AnomalySettings()
+    context: ContextSettings = ContextSettings()
     security: SecuritySettings = SecuritySettings()
 
 

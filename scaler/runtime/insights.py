@@ -88,6 +88,20 @@ class Insights:
         return {"recent": recent, "anomaly": reading, "forecast_error": w.ledger.error(),
                 "recommendation": rec, "current_replicas_source": "estimate"}
 
+    def reconsider(self, key: WorkloadKey) -> None:
+        """Recommend again from the workload's snapshot as it is now, after new context arrived: the
+        resource rules need not wait for the next sample. Its anomaly reading raises no alert twice."""
+        w, snap = self._workloads.get(key), self._workloads.snapshot(key)
+        if w is None or snap is None or snap.forecast is None or snap.recommendation is None:
+            return  # the first forecast's insights run reads the context itself
+        now = self._clock()
+        reading = replace(snap.anomaly, alert=False) if snap.anomaly is not None else None
+        current = self.estimated_replicas(snap, now)
+        inputs = replace(self.inputs_for(snap, snap.recent, reading, current), **self.served(snap, now))
+        rec = recommend(inputs, self.policy, w.last_action, now)
+        self._note(key, w, rec, snap, reading, now)
+        self._workloads.publish(key, recommendation=rec)
+
     def inputs_for(self, snap: Snapshot, recent: Series | None, reading: AnomalyReading | None,
                    current_replicas: int) -> WorkloadInputs:
         score = None if reading is None or math.isnan(reading.score) else reading.score
@@ -97,7 +111,19 @@ class Insights:
             load_history=recent, load_forecast=snap.forecast, anomaly_score=score, anomaly_likelihood=likelihood,
             # ALERT_* once per incident: on the sample that raised the alert, not on each one after it
             anomaly_severity=reading.severity if reading is not None and reading.alert else Severity.NONE,
+            **self._resources(snap),
         )
+
+    def _resources(self, snap: Snapshot) -> dict:
+        """The resource rules' inputs from the workload's context (runtime/context.py), and why any is
+        missing: no context read for this trigger or source, or the last fetch's failure."""
+        c = snap.context
+        if c is None:
+            off = snap.trigger.context is None or not self._settings.context.enabled
+            return {"resource_note": "context is off" if off else "no context fetched yet"}
+        return {"cpu_usage_cores": c.cpu_usage, "cpu_request_cores": c.cpu_request,
+                "memory_usage_bytes": c.memory_usage, "memory_limit_bytes": c.memory_limit,
+                "resource_note": c.note}
 
     def served(self, snap: Snapshot, now: float) -> dict:
         """What GetMetrics serves from `snap` now, for the recommender to say what it makes the HPA do
@@ -148,7 +174,9 @@ class Insights:
 
     def _note(self, key: WorkloadKey, w: Workload, rec: Recommendation, snap: Snapshot,
               reading: AnomalyReading | None, now: float) -> None:
-        self._telemetry.recommendations.labels(rec.action.value).inc()
+        resource_actions = [c.action.value for c in rec.conditions if c.resource is not None]
+        for action in dict.fromkeys([rec.action.value, *resource_actions]):  # a resource action beside the replicas'
+            self._telemetry.recommendations.labels(action).inc()
         changes = rec.action in _REPLICA_ACTIONS and rec.target_replicas != rec.current_replicas
         if changes and not rec.suppressed_by_cooldown:
             self._telemetry.scaling_actions.labels(rec.action.value).inc()
@@ -157,6 +185,7 @@ class Insights:
             "workload": "/".join(key), "action": rec.action.value, "target_replicas": rec.target_replicas,
             "current_replicas": rec.current_replicas, "current_replicas_source": "estimate",
             "confidence": round(rec.confidence, 4), "urgency": rec.urgency.value, "reason": rec.reason,
+            "resources": rec.summary()["resources"],
             "inputs": {
                 "observed": snap.observed, "model": snap.forecast.model,
                 "forecast_peak": round(float(snap.forecast.point.max()), 6),

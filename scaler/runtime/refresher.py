@@ -23,6 +23,7 @@ from helios.engine.types import Series
 from ..config.metadata import TriggerSpec
 from ..config.settings import Settings
 from .artifact_store import ArtifactStore
+from .context import ContextFeed
 from .insights import Insights
 from .runner import ModelRunner
 from .state import WorkloadKey, current_choice
@@ -44,8 +45,10 @@ class Refresher:
         artifacts: ArtifactStore | None = None,
         insights: Insights | None = None,
         replay_runner: ModelRunner | None = None,
+        context: ContextFeed | None = None,
     ) -> None:
         self._insights = insights
+        self._context = context
         self._replay_runner = replay_runner or runner  # provisioning replays: by default beside the fits
         self._artifacts = artifacts
         self._workloads = workloads
@@ -67,9 +70,13 @@ class Refresher:
         if w is None:
             w = self._workloads.add(trigger)
             w.task = asyncio.get_running_loop().create_task(self._run(key), name=f"refresh {'/'.join(key)}")
+            if self._context is not None:
+                self._context.start(key, w)
             log.info("workload registered", extra={"workload": "/".join(key), "source": trigger.source})
         elif self._workloads.snapshot(key).trigger != trigger:  # the ScaledObject was edited
             self._workloads.publish(key, trigger=trigger)
+            if self._context is not None and w.context_task is None:  # context turned on, say
+                self._context.start(key, w)
         w.last_seen = self._clock()
 
     async def wait_for_first_refresh(self, key: WorkloadKey, timeout: float) -> None:
@@ -102,7 +109,7 @@ class Refresher:
                     break
         finally:
             w = self._workloads.drop(key)
-            for task in (w.replay, w.insights) if w is not None else ():
+            for task in (w.replay, w.insights, w.context_task) if w is not None else ():
                 if task is not None:
                     task.cancel()
 

@@ -53,6 +53,21 @@ class AnomalyReading:
     drivers: tuple[tuple[str, float, float], ...] = ()  # (feature, value, contribution) behind its prediction
 
 
+@dataclass(frozen=True, eq=False)
+class Context:
+    """The workload's pods as its source last reported them (runtime/context.py): per step, the usage
+    of the busiest pod over the kept window; the newest requests and limits (the smallest memory limit)."""
+
+    fetched_at: float | None  # wall-clock time of the last fetch that answered; None: none has yet
+    cpu_usage: Series | None = None  # cores
+    memory_usage: Series | None = None  # bytes, the working set
+    cpu_request: float | None = None  # cores
+    cpu_limit: float | None = None
+    memory_request: float | None = None  # bytes
+    memory_limit: float | None = None
+    note: str = ""  # why the last fetch gave nothing new (its error, or the selector that matched nothing)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     trigger: TriggerSpec
@@ -77,6 +92,7 @@ class Snapshot:
     anomaly: AnomalyReading | None = None
     forecast_error: ForecastError | None = None  # rolling, of the served forecasts whose actuals arrived
     recommendation: Recommendation | None = None
+    context: Context | None = None  # the pods' usage, requests and limits (runtime/context.py); None: not read
     current_replicas_source: str = ""  # "estimate": the replicas Helios's last answer asked the HPA for
 
 

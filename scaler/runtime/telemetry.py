@@ -42,6 +42,11 @@ class Telemetry:
             "by severity",
             ["severity"], registry=registry,
         )
+        self.context_failures = Counter(
+            "helios_context_fetch_failures", "Context fetches (a workload's pods' usage, requests and limits) "
+            "that failed or found no samples, by source",
+            ["source"], registry=registry,
+        )
         self.recommendations = Counter(
             "helios_recommendations", "Recommendations made (one per workload refresh with a new forecast), by action",
             ["action"], registry=registry,

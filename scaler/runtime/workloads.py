@@ -12,12 +12,14 @@ import asyncio
 import math
 from dataclasses import dataclass, field, replace
 
+import pandas as pd
+
 from helios.engine.anomaly.alerts import AlertGate
 from helios.engine.recommend import LastAction
 from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
-from ..config.metadata import TriggerSpec
+from ..config.metadata import ContextSpec, TriggerSpec
 from .state import Answer, Snapshot, WorkloadKey, answer
 from .store import SnapshotStore
 
@@ -49,9 +51,13 @@ class Workload:
     history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
     ledger: ForecastLedger | None = None  # the served forecasts, settled as their actuals arrive
     last_action: LastAction | None = None
+    # Context (runtime/context.py): its own task, the frame it keeps, and whose pods that frame holds.
+    context_task: asyncio.Task | None = None
+    context_frame: pd.DataFrame | None = None
+    context_spec: ContextSpec | None = None
 
     def tasks(self) -> list[asyncio.Task]:
-        return [t for t in (self.task, self.replay, self.insights) if t is not None]
+        return [t for t in (self.task, self.replay, self.insights, self.context_task) if t is not None]
 
 
 class Workloads:

@@ -20,6 +20,21 @@ from ..runtime.state import Availability, Snapshot, answer, current_choice
 from ..runtime.store import SnapshotStore
 
 LABELS = ["namespace", "scaledobject", "metric"]
+# The workload's pods, as runtime/context.py last read them, and what the resource rules recommend.
+CONTEXT_GAUGES = (
+    ("helios_container_cpu_usage_cores", "CPU usage of the workload's busiest pod, newest step", []),
+    ("helios_container_memory_working_set_bytes", "Memory working set of the workload's largest pod, newest step",
+     []),
+    ("helios_container_cpu_request_cores", "CPU request of the workload's pods (the largest)", []),
+    ("helios_container_cpu_limit_cores", "CPU limit of the workload's pods (the largest)", []),
+    ("helios_container_memory_request_bytes", "Memory request of the workload's pods (the largest)", []),
+    ("helios_container_memory_limit_bytes", "Memory limit of the workload's pods (the smallest)", []),
+    ("helios_recommended_memory_limit_bytes", "Memory limit the latest recommendation suggests (INCREASE_MEMORY), "
+     "else the current one", []),
+    ("helios_recommended_cpu_request_cores", "CPU request the latest recommendation suggests (DECREASE_CPU), "
+     "else the current one", []),
+    ("helios_context_age_seconds", "Seconds since the workload's context was last read", []),
+)
 
 
 class SnapshotCollector(Collector):
@@ -67,7 +82,9 @@ class SnapshotCollector(Collector):
             ("helios_recommended_replicas", "Replicas the recommendation asks for", []),
             ("helios_current_replicas", "Replicas Helios's last answer steered the HPA to (an estimate)", []),
             ("helios_recommendation_confidence", "Confidence of the latest recommendation, in [0, 1]", []),
-            ("helios_recommendation", "1 for the latest recommendation's action", ["action"]),
+            ("helios_recommendation", "1 for the latest recommendation's action, and for each resource action "
+             "beside it (INCREASE_MEMORY, DECREASE_CPU)", ["action"]),
+            *CONTEXT_GAUGES,
         )}
         snaps = self._store.all()
         yield GaugeMetricFamily("helios_workloads", "Workloads tracked", value=len(snaps))
@@ -96,6 +113,7 @@ class SnapshotCollector(Collector):
                     g[f"helios_predicted_{t.signal}"].add_metric(labels, float(f.point[i]))
                 g["helios_prediction_confidence"].add_metric(labels, interval_confidence(f, i, level))
             _insights(g, labels, snap)
+            _context(g, labels, snap, now)
             _provisioning(g, labels, snap)
         yield from g.values()
 
@@ -131,4 +149,28 @@ def _insights(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot
         g["helios_recommended_replicas"].add_metric(labels, rec.target_replicas)
         g["helios_current_replicas"].add_metric(labels, rec.current_replicas)
         g["helios_recommendation_confidence"].add_metric(labels, rec.confidence)
-        g["helios_recommendation"].add_metric(labels + [rec.action.value], 1.0)
+        actions = [rec.action.value] + [c.action.value for c in rec.conditions if c.resource is not None]
+        for action in dict.fromkeys(actions):  # in order, once each
+            g["helios_recommendation"].add_metric(labels + [action], 1.0)
+
+
+def _context(g: dict[str, GaugeMetricFamily], labels: list[str], snap: Snapshot, now: float) -> None:
+    """The pods' usage, requests and limits (runtime/context.py), and what the resource rules make of them."""
+    c = snap.context
+    if c is None:
+        return
+    if c.fetched_at is not None:
+        g["helios_context_age_seconds"].add_metric(labels, now - c.fetched_at)
+    for name, series in (("cpu_usage_cores", c.cpu_usage), ("memory_working_set_bytes", c.memory_usage)):
+        if series is not None and len(series):
+            g[f"helios_container_{name}"].add_metric(labels, float(series.values[-1]))
+    for name, value in (("cpu_request_cores", c.cpu_request), ("cpu_limit_cores", c.cpu_limit),
+                        ("memory_request_bytes", c.memory_request), ("memory_limit_bytes", c.memory_limit)):
+        if value is not None:
+            g[f"helios_container_{name}"].add_metric(labels, value)
+    suggested = {r.resource: r.suggested for r in snap.recommendation.resources} if snap.recommendation else {}
+    for resource, name, current in (("memory", "memory_limit_bytes", c.memory_limit),
+                                    ("cpu", "cpu_request_cores", c.cpu_request)):
+        value = suggested.get(resource, current)
+        if value is not None:
+            g[f"helios_recommended_{name}"].add_metric(labels, value)

@@ -76,3 +76,30 @@ def test_all_problems_are_reported_together(parse):
                               "horizon": "10m", "leadTime": "1h", "bogus": "1"})
     keys = sorted(p.split("=")[0] for p in e.value.problems)
     assert keys == ["bogus", "leadTime", "mode", "quantile", "targetValue"]
+
+
+def test_the_context_keys_name_whose_pods_are_read_and_default_to_the_scaledobject(parse):
+    t = parse("shop", "web", {"source": "prometheus", "query": "up", "targetValue": "1"})
+    assert (t.context.namespace, t.context.workload, t.context.database, t.context.cache) == ("shop", "web", None, None)
+    named = parse("shop", "web", {"source": "prometheus", "query": "up", "targetValue": "1", "workload": "web-v2",
+                                  "namespace": "shop-prod", "database": "orders-db", "cache": "sessions"})
+    assert (named.context.namespace, named.context.workload) == ("shop-prod", "web-v2")
+    assert (named.context.database, named.context.cache) == ("orders-db", "sessions")
+    assert named.metric_name == t.metric_name  # context keys do not rename the HPA's metric
+    assert parse("shop", "web", {"source": "demo", "targetValue": "1", "context": "off"}).context is None
+    # CloudWatch's own `namespace` is its metric namespace: the pods are the ScaledObject's namespace's.
+    cw = parse("shop", "web", {"source": "cloudwatch", "namespace": "AWS/ApplicationELB", "metric": "RequestCount",
+                               "targetValue": "1"})
+    assert cw.source_params.namespace == "AWS/ApplicationELB" and cw.context.namespace == "shop"
+
+
+@pytest.mark.parametrize(("metadata", "fragment"), [
+    ({"workload": "Web_App"}, "workload='Web_App'"),
+    ({"namespace": "-shop"}, "namespace='-shop'"),
+    ({"database": ""}, "database=''"),
+    ({"context": "maybe"}, "context='maybe'"),
+])
+def test_bad_context_keys_are_named(parse, metadata, fragment):
+    with pytest.raises(InvalidMetadata) as e:
+        parse("shop", "web", {"source": "demo", "targetValue": "1", **metadata})
+    assert fragment in str(e.value)
