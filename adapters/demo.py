@@ -4,6 +4,10 @@
 Helios can be tried without a cluster, a Prometheus or a cloud account. The trace is generated with a
 fixed seed: requests per second with a daily cycle (peak mid-afternoon UTC, quiet nights), quieter
 weekends, noise, and one sudden surge a day at a different hour, the case predictive scaling is for.
+
+Its pods (`fetch_resource_metrics`) follow that load: CPU in proportion to it, far below a generous
+request, and a working set that climbs towards its memory limit at the daily peak, so the demo shows
+both resource recommendations, DECREASE_CPU and, at busy hours, INCREASE_MEMORY.
 """
 
 from dataclasses import dataclass
@@ -12,15 +16,21 @@ from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 
 from helios.engine.types import Series
 
+from .metrics import RESOURCE_METRICS
 from .replay import replay
 
 TRACE_START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())  # a Monday, 00:00 UTC
 TRACE_STEP = 300
 TRACE_DAYS = 7
 SEED = 20240101
+MIB = 1 << 20
+# The demo's pods: cores and working set per request/s of load, on top of an idle baseline.
+POD_CPU_REQUEST, POD_CPU_PER_RPS = 2.0, 0.0015
+POD_MEMORY_LIMIT, POD_MEMORY_BASE, POD_MEMORY_PER_RPS = 512 * MIB, 380 * MIB, 0.4 * MIB
 
 
 def demo_trace(seed: int = SEED) -> Series:
@@ -60,3 +70,23 @@ class DemoSource:
 
     def fetch(self, params: DemoParams, start: int, end: int, step: int) -> Series:
         return replay(self.trace, start, end, step)
+
+    def fetch_resource_metrics(self, namespace: str, hours: float, *, workload: str | None = None,
+                               end: float | None = None) -> pd.DataFrame:
+        """The demo pods' usage, requests and limits over the last `hours`, on the 5-minute grid (the
+        frames' shape: adapters/frames.py). Any namespace and workload get the same pods."""
+        if hours <= 0:
+            raise ValueError(f"hours must be > 0, got {hours}")
+        end = datetime.now(UTC).timestamp() if end is None else end
+        load = replay(self.trace, int(end - hours * 3600), int(end), TRACE_STEP)
+        n = len(load)
+        columns = {
+            "pod_cpu_cores": POD_CPU_PER_RPS * load.values,
+            "pod_memory_bytes": POD_MEMORY_BASE + POD_MEMORY_PER_RPS * load.values,
+            "pod_cpu_request_cores": np.full(n, POD_CPU_REQUEST),
+            "pod_cpu_limit_cores": np.full(n, np.nan),  # no CPU limit, as is common
+            "pod_memory_request_bytes": np.full(n, POD_MEMORY_BASE),
+            "pod_memory_limit_bytes": np.full(n, float(POD_MEMORY_LIMIT)),
+        }
+        index = pd.DatetimeIndex(pd.to_datetime(load.timestamps, unit="s", utc=True), name="timestamp")
+        return pd.DataFrame(columns, index=index, columns=list(RESOURCE_METRICS))

@@ -7,6 +7,10 @@ forecast) while a client calls GetMetrics, and measures:
   - refresh-cycle CPU seconds (server process + model workers) and wall seconds,
   - memory per workload between fits (RSS of the server process over its RSS before registration),
   - GetMetrics p50/p99 during the cycle,
+  - the context feed's CPU per workload (runtime/context.py): a first fetch of a day, and the fetch of
+    one new step that every context interval brings (the frames' real grid rules over per-pod series
+    held in memory at 60-s resolution, two pods per workload; a real server's own work and the
+    client's JSON parsing are not in it),
 then fits the growth exponent between sizes (cost ~ N^k: k <= 1 is linear or better). Finally it trains
 --train workloads sequentially in one process and on a Dask LocalCluster of 2 workers.
 
@@ -28,6 +32,9 @@ import numpy as np
 import psutil
 import yaml
 
+from helios.adapters.frames import MetricFrames
+from helios.adapters.grid import RawSeries
+from helios.adapters.metrics import RESOURCE_METRICS, MetricQuery
 from helios.engine.types import Series
 from helios.scaler.app import HeliosApp
 from helios.scaler.config.settings import load_settings
@@ -54,10 +61,16 @@ def shape_values(shape: str, seed: int, n: int) -> np.ndarray:
     return np.maximum(v + rng.normal(0, 0.05 * level, n), 0)
 
 
-class SyntheticSource:
-    """Two days of 5-minute samples per workload, ending at the source's clock (moved a step per cycle)."""
+class SyntheticSource(MetricFrames):
+    """Two days of 5-minute samples per workload, ending at the source's clock (moved a step per cycle);
+    each workload has two pods, whose usage, requests and limits the frames read at 60-s resolution."""
 
     name: ClassVar[str] = "synthetic"
+    queries = {key: MetricQuery(key) for key in RESOURCE_METRICS}
+    max_gap_steps = 2
+    POD_VALUES: ClassVar[dict[str, float]] = {
+        "pod_cpu_cores": 0.3, "pod_memory_bytes": 300 * 2**20, "pod_cpu_request_cores": 1.0,
+        "pod_cpu_limit_cores": 2.0, "pod_memory_request_bytes": 256 * 2**20, "pod_memory_limit_bytes": 512 * 2**20}
 
     @dataclass(frozen=True)
     class Params:
@@ -65,7 +78,17 @@ class SyntheticSource:
         seed: int
 
     def __init__(self) -> None:
+        super().__init__(step=STEP, clock=self.now)
         self.shift = 0  # steps added to the wall clock: each refresh cycle sees one new sample
+
+    def now(self) -> float:
+        return time.time() + self.shift * STEP
+
+    def _query(self, query, grid, step, end) -> list[RawSeries]:
+        times = np.arange(int(grid[0]), int(end) + 1, 60)
+        rng = np.random.default_rng(int(grid[0]) % 1000)
+        base = self.POD_VALUES[query]
+        return [RawSeries({"pod": f"p{i}"}, times, base * (1 + 0.1 * rng.random(times.size))) for i in range(2)]
 
     def fetch(self, params, start: int, end: int, step: int) -> Series:
         end = (int(time.time()) // STEP + self.shift) * STEP
@@ -96,6 +119,7 @@ async def measure(n: int, detector: str) -> dict:
         server={"grpc_port": 0, "metrics_port": 0}, log_level="WARNING",
         metrics={"refresh_interval": 86400, "staleness_limit": 86400, "first_answer_wait": 0},
         models={"workers": 2, "refit_interval": 86400}, security={"health_port": 0}, anomaly={"detector": detector},
+        context={"interval": 86400},  # one fetch at registration; the benchmark times its own
     )
     app = HeliosApp(settings, sources={"synthetic": source})
     await app.start()
@@ -143,11 +167,27 @@ async def measure(n: int, detector: str) -> dict:
         done.set()
         await asyncio.gather(*callers)
         p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
+        context_full, context_new = await context_cost(app, keys, source, me)
         return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": cpu, "cycle_wall_s": wall,
-                "rss_per_workload_kib": rss_per / 1024, "p50_ms": p50, "p99_ms": p99, "calls": len(latencies)}
+                "rss_per_workload_kib": rss_per / 1024, "p50_ms": p50, "p99_ms": p99, "calls": len(latencies),
+                "context_full_ms": context_full, "context_new_ms": context_new}
     finally:
         await channel.close()
         await app.stop()
+
+
+async def context_cost(app: HeliosApp, keys: list, source: SyntheticSource, me: psutil.Process) -> tuple[float, float]:
+    """CPU ms per workload of a context fetch of the whole window, then of the one new step the next
+    interval brings (each followed by the recommendation it triggers, as in serving)."""
+    for k in keys:  # forget what the registration's fetch read: the next one reads the whole window
+        app.workloads.get(k).context_frame = None
+    costs = []
+    for shift in (0, 1):
+        source.shift += shift
+        cpu0 = tree_cpu(me)
+        await asyncio.gather(*(app.context.fetch(k) for k in keys))
+        costs.append(1000 * (tree_cpu(me) - cpu0) / len(keys))
+    return costs[0], costs[1]
 
 
 def training(m: int, model: str) -> tuple[float, float, int]:
@@ -201,12 +241,14 @@ def main() -> None:
 
 def print_capacity(results: list[dict]) -> None:
     print("| workloads | first fits s | refresh cycle CPU s | CPU ms per workload | cycle wall s | "
-          "RSS per workload KiB | GetMetrics p50 ms | p99 ms (during the cycle) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "RSS per workload KiB | GetMetrics p50 ms | p99 ms (during the cycle) | context fetch CPU ms per workload: "
+          "a day / one new step |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         per = 1000 * r["cycle_cpu_s"] / r["n"]
         print(f"| {r['n']} | {r['first_fit_s']:.1f} | {r['cycle_cpu_s']:.1f} | {per:.2f} | {r['cycle_wall_s']:.1f} | "
-              f"{r['rss_per_workload_kib']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
+              f"{r['rss_per_workload_kib']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['context_full_ms']:.1f} / {r['context_new_ms']:.1f} |")
     if len(results) > 1:
         a, b = results[0], results[-1]
         for label, key in (("refresh CPU", "cycle_cpu_s"), ("memory", "rss_per_workload_kib")):
