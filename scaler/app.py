@@ -113,7 +113,8 @@ class HeliosApp:
         await _bounded(self.health.enter_graceful_shutdown(), 5, "health NOT_SERVING")
         await _bounded(self.server.stop(grace), grace + 5, "gRPC server stop")
         await _bounded(self.health_server.stop(None), 5, "health server stop")
-        await _bounded(self.refresher.close(), 10, "refresh loops, replays and insight runs")
+        await _bounded(self.refresher.close(), 10, "refresh loops, replays, insight runs and context fetches")
+        self.context.close()
         for runner in self._runners():
             runner.close()
         if self._http is not None:

@@ -230,6 +230,7 @@ class ContextSettings(_Section):
     # How much is kept: DECREASE_CPU reads a day of usage (scaling.cpu_window). The first fetch reads it
     # all, later ones only what is new.
     window: Seconds = 86400.0
+    concurrency: int = Field(4, ge=1, le=64)  # context fetches at once, in threads of their own
 
 
 class Settings(BaseSettings):

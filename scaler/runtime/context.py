@@ -21,6 +21,8 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -59,6 +61,14 @@ class ContextFeed:
         self._fetch_timeout = settings.metrics.fetch_timeout
         self._telemetry = telemetry
         self._clock = clock
+        # Threads of their own, as many as fetches may run at once: thousands of workloads registering
+        # together must neither wait on the threads the load refreshes fetch in, nor have their queue
+        # time count against fetch_timeout.
+        self._pool = ThreadPoolExecutor(settings.context.concurrency, thread_name_prefix="context")
+        self._slots = asyncio.Semaphore(settings.context.concurrency)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def start(self, key: WorkloadKey, w: Workload) -> None:
         """Start the workload's context task, when its trigger and source have a context to read."""
@@ -112,12 +122,13 @@ class ContextFeed:
         window = self._settings.window
         if kept is not None and len(kept):  # only what is new, from the last (perhaps partial) step on
             window = min(window, now - int(kept.index[-1].timestamp()))
-        call = asyncio.to_thread(source.fetch_resource_metrics, spec.namespace, window / 3600,
-                                 workload=spec.workload, end=now)
-        try:
-            return await asyncio.wait_for(call, self._fetch_timeout)
-        except TimeoutError:
-            raise TimeoutError(f"no answer within {self._fetch_timeout:g}s") from None
+        read = partial(source.fetch_resource_metrics, spec.namespace, window / 3600, workload=spec.workload, end=now)
+        async with self._slots:
+            try:
+                return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._pool, read),
+                                              self._fetch_timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no answer within {self._fetch_timeout:g}s") from None
 
 
 def _merged(kept: pd.DataFrame | None, new: pd.DataFrame, since: float) -> pd.DataFrame:
