@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -36,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
+from .allow import admit_listed
 from .grid import RawSeries
 from .metrics import MetricQuery
 from .query import QueryAdapter
@@ -82,6 +84,7 @@ class AzureSettings(BaseModel):
     ca_file: str = ""  # PEM of a CA to trust besides the system's (a proxy, a test server)
     max_series: int = Field(100, ge=1)  # series one split `filter` may return
     queries: dict[str, AzureQuery] = {}
+    allowed_subscriptions: list[str] = []  # subscriptions a trigger's resourceUri may name besides subscription_id
 
 
 def _q(resource: str, metric: str, aggregation: Aggregation = "Average", scale: float = 1.0, **kw) -> MetricQuery:
@@ -121,7 +124,7 @@ class AzureMonitorSource(QueryAdapter):
 
     def __init__(self, *, subscription_id: str = "", resource_group: str = "", cluster: str = "",
                  endpoint: str = ARM, ca_file: str = "", credential: Any = None, max_series: int = 100,
-                 **kwargs: Any) -> None:
+                 allowed_subscriptions: Sequence[str] | None = None, **kwargs: Any) -> None:
         """`credential` is any azure-core TokenCredential (default: DefaultAzureCredential); `endpoint`
         the ARM endpoint (a sovereign cloud's, or a local server with `ca_file` trusted)."""
         super().__init__(**kwargs)
@@ -129,6 +132,15 @@ class AzureMonitorSource(QueryAdapter):
         self.endpoint, self.ca_file, self.max_series = endpoint.rstrip("/"), ca_file, max_series
         self._credential = credential
         self._client = None
+        # None admits any subscription (the CLI tools); [] only `subscription_id` (serve's default)
+        self.allowed_subscriptions = None if allowed_subscriptions is None else list(allowed_subscriptions)
+
+    def admit(self, params: AzureParams, namespace: str) -> None:
+        found = re.match(r"/subscriptions/([^/]+)", params.resource_uri, re.I)
+        if found:  # subscription IDs are GUIDs: compared without case
+            allowed = None if self.allowed_subscriptions is None else [s.lower() for s in self.allowed_subscriptions]
+            admit_listed(found.group(1).lower(), self.subscription_id.lower(), allowed, "resource_uri",
+                         "sources.azure.allowed_subscriptions")
 
     def _get_client(self):
         if self._client is None:

@@ -7,14 +7,18 @@ otherwise its timestamps are taken as they are, so the file must be kept current
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
 
 from helios.engine.align import align
 from helios.engine.errors import BadQuery, InvalidSeries, NoData, SourceUnauthorized, SourceUnavailable
 from helios.engine.types import Series
 
+from .allow import Refused, inside_roots
 from .replay import replay
 
 
@@ -24,11 +28,32 @@ class FileParams:
     replay: bool = False
 
 
+class FileSettings(BaseModel):
+    """Which folders a trigger's `path` may name. None listed (the default): `source: file` reads
+    nothing in `helios serve`, so a ScaledObject cannot make Helios open a file of its choosing."""
+
+    roots: list[str] = []
+
+
 class FileSource:
     name: ClassVar[str] = "file"
     Params: ClassVar[type] = FileParams
+    Settings: ClassVar[type[BaseModel]] = FileSettings
+
+    def __init__(self, roots: Sequence[str] | None = None, **shared: Any) -> None:
+        """`roots`: the folders paths must resolve inside; None admits any (the CLI tools read the
+        operator's own files). `shared`: the keys every source section has (retries, step, gaps,
+        queries); a local file is read once per refresh and served as written, so they do not apply."""
+        self.roots = None if roots is None else list(roots)
+
+    def admit(self, params: FileParams, namespace: str) -> None:
+        inside_roots(params.path, self.roots)
 
     def fetch(self, params: FileParams, start: int, end: int, step: int) -> Series:
+        try:  # again: a symlink may have changed since the trigger was admitted
+            inside_roots(params.path, self.roots)
+        except Refused as e:
+            raise BadQuery(f"{params.path}: {e.reason}") from None
         trace = read_csv(params.path)
         if len(trace) == 0:
             raise NoData(f"{params.path}: no samples")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
+from .allow import admit_listed
 from .grid import RawSeries
 from .metrics import MetricQuery
 from .query import QueryAdapter
@@ -70,6 +71,7 @@ class GcpSettings(BaseModel):
     endpoint: str = ""  # host:port of a regional or private endpoint; default Cloud Monitoring's
     credentials_file: str = ""  # a service-account key file, instead of ADC
     queries: dict[str, GcpQuery | str] = {}  # a string is a ListTimeSeries filter, aligned by mean
+    allowed_projects: list[str] = []  # projects a trigger's `project` may name besides `project`
 
 
 _K8S = 'metric.type = "kubernetes.io/container/{}" AND resource.type = "k8s_container" ' \
@@ -122,13 +124,20 @@ class GcpMonitoringSource(QueryAdapter):
     queries = STANDARD_QUERIES
 
     def __init__(self, *, project: str = "", region: str = "", cluster: str = "", endpoint: str = "",
-                 credentials_file: str = "", client: Any = None, **kwargs: Any) -> None:
+                 credentials_file: str = "", client: Any = None, allowed_projects: Sequence[str] | None = None,
+                 **kwargs: Any) -> None:
         """`client` is a ready MetricServiceClient (tests pass one over a loopback channel); otherwise
         one is built on first use for `endpoint` (default: Cloud Monitoring's own)."""
         super().__init__(**kwargs)
         self.project, self.region, self.cluster = project, region, cluster
+        # None admits any project (the CLI tools); [] only `project` (serve's default)
+        self.allowed_projects = None if allowed_projects is None else list(allowed_projects)
         self._endpoint, self._credentials_file = endpoint, credentials_file
         self._client = client
+
+    def admit(self, params: GcpParams, namespace: str) -> None:
+        if params.project:
+            admit_listed(params.project, self.project, self.allowed_projects, "project", "sources.gcp.allowed_projects")
 
     # -- the one call ----------------------------------------------------------------------------
 

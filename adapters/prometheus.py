@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 
 from helios.engine.errors import BadQuery, SourceUnauthorized, SourceUnavailable
 
+from .allow import Refused, Resolver, admit_server, require_namespace, system_resolver
 from .grid import RawSeries
 from .metrics import MetricQuery
 from .query import QueryAdapter
@@ -107,6 +108,12 @@ class PrometheusSettings(BaseModel):
     ca_file: str | None = None  # PEM of the CA that signed the server's certificate
     insecure_skip_verify: bool = False
     resolution: int = Field(60, ge=1)  # seconds between the instants Prometheus evaluates; averaged per step
+    # Servers a trigger's serverAddress may name besides `url`: URLs (a server, or a path below it) or
+    # host patterns (`*.monitoring.svc`). None listed: only `url`. Never with Helios's credentials.
+    allowed_servers: list[str] = []
+    # When set, e.g. `namespace`: every selector of a trigger's query must match <label>="<the
+    # ScaledObject's namespace>", so one tenant's trigger cannot read another's series.
+    namespace_label: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -138,8 +145,14 @@ class PrometheusSource(QueryAdapter):
     def __init__(self, url: str = "http://localhost:9090", *, bearer_token: str | None = None,
                  bearer_token_file: str | None = None, username: str | None = None, password: str | None = None,
                  ca_file: str | None = None, insecure_skip_verify: bool = False, resolution: int = 60,
-                 **contract: Any) -> None:
+                 allowed_servers: Sequence[str] | None = None, namespace_label: str | None = None,
+                 resolve: Resolver = system_resolver, **contract: Any) -> None:
+        """`allowed_servers` None admits any server a trigger names (the CLI tools); [] only `url`.
+        `resolve` looks hosts up for the link-local check (tests stub it)."""
         super().__init__(**contract)
+        self.allowed_servers = None if allowed_servers is None else list(allowed_servers)
+        self.namespace_label = namespace_label
+        self._resolve = resolve
         if bearer_token and username:
             raise ValueError("set either a bearer token or basic auth (username/password), not both")
         self.url = url.rstrip("/")
@@ -162,6 +175,12 @@ class PrometheusSource(QueryAdapter):
         }
         return PromQuery(Template(template).substitute(variables))  # `$`: PromQL's own {} stay as they are
 
+    def admit(self, params: PrometheusParams, namespace: str) -> None:
+        if params.server_address:
+            admit_server(params.server_address, self.url, self.allowed_servers, self._resolve)
+        if self.namespace_label:
+            require_namespace(params.query, self.namespace_label, namespace)
+
     def _trigger_query(self, params: PrometheusParams) -> PromQuery:
         server = params.server_address.rstrip("/") if params.server_address else None
         return PromQuery(params.query, None if server == self.url else server)
@@ -170,6 +189,11 @@ class PrometheusSource(QueryAdapter):
         if not isinstance(query, PromQuery):
             query = PromQuery(str(query))
         server = query.server or self.url
+        if query.server:  # again before connecting: what the name resolves to may have changed
+            try:
+                admit_server(query.server, self.url, self.allowed_servers, self._resolve)
+            except Refused as e:
+                raise BadQuery(f"serverAddress {query.server}: {e.reason}") from None
         resolution = self._resolution(start, end, step)
         try:
             result = self._client(query.server).custom_query_range(
@@ -179,6 +203,9 @@ class PrometheusSource(QueryAdapter):
         except requests.exceptions.SSLError as e:
             raise SourceUnauthorized(f"{server}: TLS verification failed ({_reason(e)}); "
                                      "set sources.prometheus.ca_file to the CA that signed its certificate") from None
+        except requests.exceptions.TooManyRedirects:
+            raise BadQuery(f"{server}: answered with a redirect; Helios follows none (name the server's own "
+                           "address)") from None
         except requests.exceptions.Timeout:
             raise SourceUnavailable(f"{server}: no answer within {self.retry.timeout:g}s") from None
         except requests.exceptions.ConnectionError as e:
@@ -203,6 +230,7 @@ class PrometheusSource(QueryAdapter):
         if client is None:
             session = requests.Session()
             session.verify = self._verify
+            session.max_redirects = 0  # a redirect could lead anywhere, the allow-lists bypassed
             # Retries are the contract's (tenacity, outages only); the client's own would multiply them.
             # read=False lets a read timeout surface as one, not as a connection error.
             client = PrometheusConnect(url=server or self.url, session=session, retry=Retry(total=0, read=False),

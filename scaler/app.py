@@ -71,7 +71,7 @@ class HeliosApp:
                                    artifacts, self.insights, self.replay_runner, self.context)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS, settings.provisioning,
-                               settings.scaling.pod_startup_seconds)
+                               settings.scaling.pod_startup_seconds, settings.security.namespace_sources)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(interceptors=admin_interceptors(settings.security, self.registry))
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(

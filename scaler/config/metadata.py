@@ -7,11 +7,12 @@ GetMetricSpec tells the user everything to fix in the ScaledObject.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
+from helios.adapters.allow import Refused
 from helios.engine.recommend import ScalingPolicy
 from helios.engine.replay.hpa import Behavior, ScaleDownRules, ScaleUpRules
 from helios.engine.replay.loop import Cluster
@@ -120,7 +122,12 @@ class MetadataParser:
     """Validates scalerMetadata against the common keys plus the chosen source's own keys."""
 
     def __init__(self, sources: Mapping[str, Any], models: ModelsSettings, model_names: typing.Iterable[str],
-                 provisioning: ProvisioningSettings | None = None, pod_startup: float | None = None):
+                 provisioning: ProvisioningSettings | None = None, pod_startup: float | None = None,
+                 namespace_sources: Mapping[str, Sequence[str]] | None = None):
+        """`namespace_sources`: which sources the ScaledObjects of a namespace may use, by namespace glob
+        (the first that matches decides; a namespace none matches may use none); None or empty: any."""
+        self._sources = sources
+        self._namespace_sources = dict(namespace_sources or {})
         self._defaults = models
         self._provisioning = provisioning or ProvisioningSettings()
         self._pod_startup = ScalingPolicy().pod_startup_seconds if pod_startup is None else pod_startup
@@ -146,13 +153,39 @@ class MetadataParser:
         if model is not None and model not in self._model_names:
             problems.append(f"model={model!r}: unknown model; allowed: {', '.join(self._model_names)}")
         problems += self._window_problems(given)
+        problems += self._namespace_problems(namespace, source)
         try:
             keys = schema.model_validate(given)
         except ValidationError as e:
             problems += [_describe(err, given, schema) for err in e.errors() if err["loc"] != ("source",)]
         if problems:
             raise InvalidMetadata(problems)
-        return self._spec(namespace, name, keys)
+        spec = self._spec(namespace, name, keys)
+        self._admit(spec, given)  # nothing is fetched before the operator's allow-lists admit the trigger
+        return spec
+
+    def _namespace_problems(self, namespace: str, source: str | None) -> list[str]:
+        if not self._namespace_sources or source not in self._schemas:
+            return []
+        for pattern, allowed in self._namespace_sources.items():
+            if fnmatch.fnmatchcase(namespace, pattern):
+                if source in allowed:
+                    return []
+                may = ", ".join(allowed) if allowed else "no source"
+                return [f"source={source!r}: namespace {namespace!r} may use {may} (security.namespace_sources "
+                        f"{pattern!r})"]
+        return [f"source={source!r}: namespace {namespace!r} may use no source (no security.namespace_sources "
+                "pattern matches it)"]
+
+    def _admit(self, spec: TriggerSpec, given: Mapping[str, str]) -> None:
+        admit = getattr(self._sources[spec.source], "admit", None)
+        if admit is None:
+            return
+        try:
+            admit(spec.source_params, spec.namespace)
+        except Refused as e:
+            key = to_camel(e.key)
+            raise InvalidMetadata([f"{key}={given.get(key)!r}: {e.reason}"]) from None
 
     def _window_problems(self, given: Mapping[str, str]) -> list[str]:
         """leadTime must fit in horizon, either of them possibly defaulted (checked apart from the

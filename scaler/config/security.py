@@ -135,6 +135,10 @@ class SecuritySettings(_Section):
     health_port: Annotated[int, Field(ge=0, le=65535)] = 6001  # plaintext, grpc.health.v1 only; 0: any free
     api_keys_file: Annotated[str | None, _checked(load_api_key_digests)] = None
     jwt: JwtSettings = JwtSettings()
+    # Which sources the ScaledObjects of a namespace may use, by namespace glob, e.g. {"team-*":
+    # ["prometheus"], "sandbox": ["demo"]}: the first pattern that matches decides, and a namespace no
+    # pattern matches may use none. Empty (the default): every namespace may use every source.
+    namespace_sources: dict[str, list[str]] = {}
 
     @model_validator(mode="after")
     def _consistent(self):

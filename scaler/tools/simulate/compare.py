@@ -101,7 +101,7 @@ def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster,
     start, end = window(trace, replay)
     cluster = resolve(cluster, demand, start, end, replay.peak_replicas)
     target = cluster.target_value
-    parse = MetadataParser({"file": FileSource}, settings.models, MODELS, settings.provisioning,
+    parse = MetadataParser({"file": FileSource()}, settings.models, MODELS, settings.provisioning,
                            settings.scaling.pod_startup_seconds)
     runs, choices = {}, {}
     for policy in policies:
