@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +18,8 @@ from helios.scaler.config.settings import load_settings
 from helios.scaler.pb import admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
 
 STEP = 300
+# `helios serve` run as a process by a test may read the traces tests write (pytest's temporary folders).
+FILE_ROOTS_ENV = {"HELIOS_SOURCES__FILE__ROOTS": json.dumps([tempfile.gettempdir()])}
 
 
 def write_trace(path: Path, values, end: float | None = None, step: int = STEP) -> Path:
@@ -41,6 +45,8 @@ def fast_settings(**sections):
         "log_format": "text",
         "security": {"health_port": 0},
         "anomaly": {"detector": "zscore"},  # xgboost's fit takes seconds per workload; its own tests use it
+        # The traces tests write live in pytest's temporary folders: `source: file` may read those only.
+        "sources": {"file": {"roots": [tempfile.gettempdir()]}},
     }
     for section, values in sections.items():
         layered[section] = {**layered.get(section, {}), **values}

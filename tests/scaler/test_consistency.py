@@ -17,15 +17,15 @@ from helios.scaler.pb import admin_pb2, admin_pb2_grpc
 from helios.scaler.pb import externalscaler_pb2 as pb
 from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
 
-from ..helpers import STEP, daily_wave, write_trace
+from ..helpers import FILE_ROOTS_ENV, STEP, daily_wave, write_trace
 from .test_train import scaled_object
 
 HELIOS = str(Path(sys.executable).parent / "helios")
 
 
 def serve(folder: Path, name: str, artifacts: Path) -> tuple[subprocess.Popen, Path]:
-    env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_MODELS__ARTIFACTS": str(artifacts),
-           "HELIOS_METRICS__FIRST_ANSWER_WAIT": "2s"}
+    env = {**os.environ, **FILE_ROOTS_ENV, "HELIOS_SECURITY__HEALTH_PORT": "0",
+           "HELIOS_MODELS__ARTIFACTS": str(artifacts), "HELIOS_METRICS__FIRST_ANSWER_WAIT": "2s"}
     log = folder / f"{name}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0"], env=env, stderr=out,

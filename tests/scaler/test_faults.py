@@ -27,7 +27,7 @@ from helios.scaler import app as app_module
 from helios.scaler.runtime.runner import ModelRunner
 from helios.scaler.runtime.state import answer
 
-from ..helpers import STEP, daily_wave, fast_settings, write_trace
+from ..helpers import FILE_ROOTS_ENV, STEP, daily_wave, fast_settings, write_trace
 
 # --- a test-only model whose fit hangs while a flag file exists; registered in the workers by the runner's
 # initializer, so it crosses the spawn boundary the way a real model's import does.
@@ -191,7 +191,7 @@ HELIOS = str(Path(sys.executable).parent / "helios")
 async def test_sigterm_during_a_refresh_stops_cleanly_and_leaves_no_worker_behind(tmp_path):
     """A real `helios serve` process, stopped while its worker fits Prophet."""
     trace = write_trace(tmp_path / "web.csv", daily_wave(n=288 * 4))
-    env = {**os.environ, "HELIOS_SERVER__SHUTDOWN_GRACE": "1s", "HELIOS_SECURITY__HEALTH_PORT": "0",
+    env = {**os.environ, **FILE_ROOTS_ENV, "HELIOS_SERVER__SHUTDOWN_GRACE": "1s", "HELIOS_SECURITY__HEALTH_PORT": "0",
            "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0"}
     log = open(tmp_path / "helios.log", "w+")  # noqa: SIM115 - closed below
     proc = await asyncio.create_subprocess_exec(HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0",

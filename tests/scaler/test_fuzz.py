@@ -29,6 +29,8 @@ from helios.scaler.pb import admin_pb2, admin_pb2_grpc
 from helios.scaler.pb import externalscaler_pb2 as pb
 from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
 
+from ..helpers import FILE_ROOTS_ENV
+
 ADMIN_RPCS = ["Predict", "ListWorkloads", "Detect", "Recommend", "ListModels", "Explain"]
 ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.UNAVAILABLE}
@@ -42,8 +44,8 @@ HELIOS = str(Path(sys.executable).parent / "helios")
 def server(tmp_path_factory):
     """One real `helios serve` for the module; yields a channel to it and checks it is still alive after."""
     folder = tmp_path_factory.mktemp("fuzz")
-    env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0.5",
-           "HELIOS_MODELS__FIT_TIMEOUT": "10s"}
+    env = {**os.environ, **FILE_ROOTS_ENV, "HELIOS_SECURITY__HEALTH_PORT": "0",
+           "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0.5", "HELIOS_MODELS__FIT_TIMEOUT": "10s"}
     with open(folder / "helios.log", "w") as log:
         proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0"], env=env,
                                 stderr=log, start_new_session=True)

@@ -123,7 +123,7 @@ def test_helios_serves_at_least_the_observed_value_and_fits_on_the_refit_schedul
     trace = Series(ts, values)
     settings = load_settings()
     replay = Replay(warmup=2 * 86400 + 6 * 3600, days=None)
-    trigger = MetadataParser({"file": FileSource}, settings.models, MODELS)(
+    trigger = MetadataParser({"file": FileSource()}, settings.models, MODELS)(
         "sim", "t", {"source": "file", "path": "t.csv", "targetValue": "10", "model": "baseline"})
     tape = ForecastTape(trace, trigger, settings.models, settings.metrics, 300)
     helios, reactive = Helios(tape, trigger, settings.metrics.staleness_limit), Reactive(trace)
