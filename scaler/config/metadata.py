@@ -140,7 +140,17 @@ class MetadataParser:
         return self.parse(namespace, name, tuple(sorted(metadata.items())))
 
     def _parse(self, namespace: str, name: str, items: tuple[tuple[str, str], ...]) -> TriggerSpec:
-        given = {k: v for k, v in items if k not in KEDA_KEYS}
+        given, spelled, problems = from_env(items)
+        try:
+            spec = self._parse_keys(namespace, name, given)
+        except InvalidMetadata as e:
+            raise InvalidMetadata(problems + [_as_written(p, spelled) for p in e.problems]) from None
+        if problems:
+            raise InvalidMetadata(problems)
+        return spec
+
+    def _parse_keys(self, namespace: str, name: str, given: dict[str, str]) -> TriggerSpec:
+        given = {k: v for k, v in given.items() if k not in KEDA_KEYS}
         problems: list[str] = []
         source = given.get("source")
         schema = self._schemas.get(source)
@@ -261,6 +271,34 @@ class MetadataParser:
 
 
 _COMMON_ALIASES = frozenset(to_camel(f) for f in _CommonKeys.model_fields)
+FROM_ENV = "FromEnv"
+
+
+def from_env(items: typing.Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """KEDA's `<key>FromEnv: ENV_NAME` arrives as `<key>FromEnv` holding the variable's value, already
+    resolved from the scale target's containers (KEDA's parseExternalScalerMetadata): it is `<key>`.
+    Returns the keys under their plain names, how each was written (for error messages), and a
+    problem for each key given both ways."""
+    given: dict[str, str] = {}
+    spelled: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in items:
+        plain = key.removesuffix(FROM_ENV) if key.endswith(FROM_ENV) and key != FROM_ENV else key
+        if plain in given:
+            first = spelled[plain]
+            problems.append(f"{first}={given[plain]!r} and {key}={value!r}: the same key twice; give one of them")
+            continue
+        given[plain], spelled[plain] = value, key
+    return given, spelled, problems
+
+
+def _as_written(problem: str, spelled: Mapping[str, str]) -> str:
+    """A problem that starts with a plain key (`targetValue=...`, `targetValue: ...`) names it as the
+    user wrote it (`targetValueFromEnv=...`)."""
+    key = re.match(r"[A-Za-z]\w*", problem)
+    if key and spelled.get(key.group()) not in (None, key.group()) and problem[key.end():key.end() + 1] in ("=", ":"):
+        return spelled[key.group()] + problem[key.end():]
+    return problem
 
 
 def derived_metric_name(source: str, params: Mapping[str, Any]) -> str:
@@ -285,7 +323,7 @@ def _describe(err: dict, given: Mapping[str, str], schema: type[BaseModel]) -> s
     value = given.get(key)
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(f.alias or n for n, f in schema.model_fields.items()))
-        return f"{key}={value!r}: unknown key; allowed keys: {allowed}"
+        return f"{key}={value!r}: unknown key; allowed keys: {allowed} (each also as <key>FromEnv)"
     if err["type"] == "missing":
         return f"{key}: required"
     msg = err["msg"].removeprefix("Value error, ")

@@ -103,3 +103,24 @@ def test_bad_context_keys_are_named(parse, metadata, fragment):
     with pytest.raises(InvalidMetadata) as e:
         parse("shop", "web", {"source": "demo", "targetValue": "1", **metadata})
     assert fragment in str(e.value)
+
+
+def test_a_key_from_env_is_the_key_keda_already_resolved(parse):
+    plain = parse("shop", "web", {"source": "prometheus", "query": "up", "targetValue": "50"})
+    resolved = parse("shop", "web", {"sourceFromEnv": "prometheus", "queryFromEnv": "up", "targetValueFromEnv": "50"})
+    assert (resolved.source, resolved.source_params.query, resolved.target_value) == ("prometheus", "up", 50)
+    assert resolved.metric_name == plain.metric_name and resolved.key == plain.key  # the HPA's metric stays put
+    assert parse("shop", "web", {"source": "demo", "targetValue": "1", "scalerAddressFromEnv": "helios:6000"})
+
+
+@pytest.mark.parametrize(("metadata", "problem"), [
+    ({"source": "demo", "targetValue": "5", "targetValueFromEnv": "6"},
+     "targetValue='5' and targetValueFromEnv='6': the same key twice; give one of them"),
+    ({"source": "demo", "targetValueFromEnv": "-5"}, "targetValueFromEnv='-5': Input should be greater than 0"),
+    ({"source": "demo", "targetValue": "1", "modelFromEnv": "nope"}, "modelFromEnv='nope': unknown model"),
+    ({"source": "demo", "targetValue": "1", "colourFromEnv": "red"}, "colourFromEnv='red': unknown key"),
+])
+def test_errors_name_the_key_as_it_was_written(parse, metadata, problem):
+    with pytest.raises(InvalidMetadata) as e:
+        parse("shop", "web", metadata)
+    assert any(p.startswith(problem) for p in e.value.problems), e.value.problems
