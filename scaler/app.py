@@ -74,8 +74,9 @@ class HeliosApp:
                                settings.scaling.pod_startup_seconds, settings.security.namespace_sources)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(interceptors=admin_interceptors(settings.security, self.registry))
+        self.external_scaler = ExternalScaler(parse, self.refresher, self.workloads, settings, self.telemetry, clock)
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(
-            ExternalScaler(parse, self.refresher, self.workloads, settings, self.telemetry, clock), self.server)
+            self.external_scaler, self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             Admin(Inquiries(self.workloads, self.runner, self.insights, settings, clock), settings, self.telemetry,
                   clock), self.server)

@@ -29,6 +29,8 @@ RPCS = {  # rpc -> (input, output, server streaming)
     "StreamIsActive": ("ScaledObjectRef", "IsActiveResponse", True),
     "GetMetricSpec": ("ScaledObjectRef", "GetMetricSpecResponse", False),
     "GetMetrics": ("GetMetricsRequest", "GetMetricsResponse", False),
+    # KEDA's main branch (8b4f083, 2026-08): external-push scalers open it; older KEDA never calls it.
+    "StreamMetricSpec": ("ScaledObjectRef", "GetMetricSpecResponse", True),
 }
 
 

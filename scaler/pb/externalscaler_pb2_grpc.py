@@ -54,6 +54,11 @@ class ExternalScalerStub:
                 request_serializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.StreamMetricSpec = channel.unary_stream(
+                '/externalscaler.ExternalScaler/StreamMetricSpec',
+                request_serializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+                response_deserializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
+                _registered_method=True)
 
 
 class ExternalScalerServicer:
@@ -83,6 +88,14 @@ class ExternalScalerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamMetricSpec(self, request, context):
+        """external-push triggers: the current specs when the stream opens, then again whenever what
+        GetMetricSpec answers for this ScaledObjectRef changes (the two always agree).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExternalScalerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +118,11 @@ def add_ExternalScalerServicer_to_server(servicer, server):
                     servicer.GetMetrics,
                     request_deserializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricsRequest.FromString,
                     response_serializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'StreamMetricSpec': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMetricSpec,
+                    request_deserializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.ScaledObjectRef.FromString,
+                    response_serializer=helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricSpecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +233,33 @@ class ExternalScaler:
             '/externalscaler.ExternalScaler/GetMetrics',
             helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
             helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMetricSpec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/externalscaler.ExternalScaler/StreamMetricSpec',
+            helios_dot_scaler_dot_pb_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+            helios_dot_scaler_dot_pb_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
             options,
             channel_credentials,
             insecure,

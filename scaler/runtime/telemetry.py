@@ -20,6 +20,9 @@ class Telemetry:
         self.active_streams = Gauge(
             "helios_stream_is_active_streams", "Open StreamIsActive streams", registry=registry
         )
+        self.metric_spec_streams = Gauge(
+            "helios_stream_metric_spec_streams", "Open StreamMetricSpec streams", registry=registry
+        )
         self.refreshes = Counter(
             "helios_refreshes", "Workload refreshes, by source and result (ok, source_error, fit_error)",
             ["source", "result"], registry=registry,
@@ -55,3 +58,7 @@ class Telemetry:
             "helios_scaling_actions", "Recommendations that change the replica count, by action",
             ["action"], registry=registry,
         )
+
+    def open_streams(self, rpc: str) -> Gauge:
+        """The gauge of open streams of one streaming rpc."""
+        return self.metric_spec_streams if rpc == "StreamMetricSpec" else self.active_streams

@@ -108,7 +108,8 @@ def streaming(handler):
     async def call(self, request, context: grpc.aio.ServicerContext):
         telemetry: Telemetry = self.telemetry
         code = grpc.StatusCode.OK
-        telemetry.active_streams.inc()
+        streams = telemetry.open_streams(method)
+        streams.inc()
         try:
             async for message in handler(self, request, context):
                 yield message
@@ -119,7 +120,7 @@ def streaming(handler):
             code, message = _status_of(e)
             await context.abort(code, message)
         finally:
-            telemetry.active_streams.dec()
+            streams.dec()
             telemetry.requests.labels(method, code.name).inc()
 
     return call

@@ -48,13 +48,30 @@ class ExternalScaler(pb_grpc.ExternalScalerServicer):
             raise unavailable_answer(result, "/".join(trigger.key))
         return result
 
-    @unary
-    async def GetMetricSpec(self, request: pb.ScaledObjectRef, context) -> pb.GetMetricSpecResponse:
+    def _metric_specs(self, request: pb.ScaledObjectRef) -> pb.GetMetricSpecResponse:
+        """What GetMetricSpec answers, and what StreamMetricSpec streams: the two never disagree."""
         trigger = self._trigger(request)
         target = trigger.target_value
         spec = pb.MetricSpec(metricName=trigger.metric_name, targetSize=max(1, round(target)),
                              targetSizeFloat=target)
         return pb.GetMetricSpecResponse(metricSpecs=[spec])
+
+    @unary
+    async def GetMetricSpec(self, request: pb.ScaledObjectRef, context) -> pb.GetMetricSpecResponse:
+        return self._metric_specs(request)
+
+    @streaming
+    async def StreamMetricSpec(self, request: pb.ScaledObjectRef, context):
+        """The current specs at once, then again whenever they change, checked every stream_check_interval.
+        A trigger's specs follow from its metadata alone, which a stream cannot change, so in practice
+        the first message is the only one until the stream ends (KEDA reopens it after a restart)."""
+        last = None
+        while True:
+            specs = self._metric_specs(request)
+            if specs != last:
+                yield specs
+                last = specs
+            await asyncio.sleep(self._settings.server.stream_check_interval)
 
     @unary
     async def GetMetrics(self, request: pb.GetMetricsRequest, context) -> pb.GetMetricsResponse:
