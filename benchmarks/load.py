@@ -5,9 +5,14 @@ Per ScaledObject, KEDA's loop every 30 s calls GetMetricSpec, GetMetrics and IsA
 calls/s; the issue rounds it to 1,500, the default --rate. The calls are open-loop (sent on schedule whether
 or not earlier ones returned, as independent KEDA/HPA loops would), over a few channels.
 
-Reports errors by status, p50/p99/max latency, the rate achieved, and the server's RSS at the start and end
-of the measured window (memory flat?). The server runs on the embedded demo source, every ScaledObject a
-workload of its own, registered and refreshed before the measurement starts.
+With --use-cached-metrics the ScaledObjects set KEDA's `useCachedMetrics: true`: the HPA's GetMetrics is then
+answered from KEDA's cache of its last poll (pkg/scaling/scale_handler.go), so the mix loses the HPA's two
+GetMetrics calls: 5 calls per ScaledObject per 30 s instead of 7, and the default rate shrinks with it.
+
+Reports errors by status, p50/p99/max latency, the rate achieved, the server's CPU per ScaledObject per 30 s
+and per call, and the server's RSS at the start and end of the measured window (memory flat?). The
+server runs on the embedded demo source, every ScaledObject a workload of its own, registered and refreshed
+before the measurement starts.
 
     .venv/bin/python benchmarks/load.py --scaledobjects 5000 --rate 1500 --seconds 60
 """
@@ -83,9 +88,12 @@ async def register(stubs, objects) -> list[str]:
     return names
 
 
-async def drive(stubs, objects, names, rate: float, seconds: float, server: psutil.Process):
+MIX = ["spec", "metrics", "active", "spec", "metrics", "spec", "metrics"]  # 3 (KEDA) + 2 x 2 (HPA) per 30 s
+CACHED_MIX = ["spec", "metrics", "active", "spec", "spec"]  # useCachedMetrics: the HPA's GetMetrics from KEDA's cache
+
+
+async def drive(stubs, objects, names, rate: float, seconds: float, server: psutil.Process, mix: list[str]):
     """Open-loop calls at `rate` per second for `seconds`: the KEDA/HPA mix, spread over the ScaledObjects."""
-    mix = ["spec", "metrics", "active", "spec", "metrics", "spec", "metrics"]  # 3 (KEDA) + 2 x 2 (HPA) per 30 s
     latencies: list[float] = []
     errors: dict[str, int] = {}
     rss = [server.memory_info().rss]
@@ -126,10 +134,15 @@ async def drive(stubs, objects, names, rate: float, seconds: float, server: psut
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scaledobjects", type=int, default=5000)
-    parser.add_argument("--rate", type=float, default=1500.0, help="calls per second (default: 5,000 SOs, rounded up)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="calls per second (default 1,500: 5,000 SOs rounded up; x 5/7 with --use-cached-metrics)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--use-cached-metrics", action="store_true", help="the ScaledObjects set useCachedMetrics")
     args = parser.parse_args()
+    mix = CACHED_MIX if args.use_cached_metrics else MIX
+    if args.rate is None:
+        args.rate = 1500.0 * len(mix) / len(MIX)
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_server(Path(tmp))
         try:
@@ -142,7 +155,9 @@ async def main() -> None:
             t0 = time.perf_counter()
             names = await register(stubs, objects)
             print(f"registered {len(objects)} ScaledObjects in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-            latencies, errors, achieved, rss = await drive(stubs, objects, names, args.rate, args.seconds, server)
+            cpu0 = sum(server.cpu_times()[:2])
+            latencies, errors, achieved, rss = await drive(stubs, objects, names, args.rate, args.seconds, server, mix)
+            cpu = sum(server.cpu_times()[:2]) - cpu0
             for c in channels:
                 await c.close()
         finally:
@@ -159,6 +174,10 @@ async def main() -> None:
           f"{sum(errors.values())} {errors or ''} | {p50:.1f} | {p99:.1f} | {ms.max():.1f} | "
           f"{rss[0] / 2**20:.0f} | {rss[-1] / 2**20:.0f} | {held} |")
     print(f"\nRSS samples every 10 s (MiB): {[round(r / 2**20) for r in rss]}")
+    kind = "useCachedMetrics" if args.use_cached_metrics else "plain"
+    per_so = 1000 * cpu / args.seconds * 30 / args.scaledobjects  # background refreshes included
+    print(f"calls per ScaledObject per 30 s: {len(mix)} ({kind}); server CPU {per_so:.2f} ms per ScaledObject "
+          f"per 30 s, background refreshes included ({1000 * cpu / max(calls, 1):.3f} ms per call)")
 
 
 if __name__ == "__main__":
