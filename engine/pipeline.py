@@ -14,7 +14,7 @@ import numpy as np
 
 from .align import align
 from .anomaly import detector_class
-from .anomaly.base import AnomalyScores, Severity
+from .anomaly.base import AnomalyScores, Context, Severity
 from .anomaly.likelihood import Likelihood
 from .demand import Provisioning
 from .errors import InsufficientData
@@ -92,18 +92,18 @@ class Scored:
 
 
 def detect_all(detector: str, series: Series, step: int, artifact: bytes | None = None,
-               ) -> tuple[Series, AnomalyScores]:
+               context: Context | None = None) -> tuple[Series, AnomalyScores]:
     """Score every step of `series` (the admin API's Detect): with the saved detector (`artifact`, from
     score_latest, fitted on this workload's history), else with one fitted on `series` now."""
     aligned = _aligned(series, step)
     cls = detector_class(detector)
     if artifact is not None:
-        return aligned, cls.from_bytes(zlib.decompress(artifact)).score(aligned)
-    return aligned, cls().fit(aligned).score(aligned)
+        return aligned, cls.from_bytes(zlib.decompress(artifact)).score(aligned, context)
+    return aligned, cls().fit(aligned, context).score(aligned, context)
 
 
 def score_latest(detector: str, artifact: bytes | None, history: Series, step: int, params: dict | None = None,
-                 likelihood_state: dict | None = None) -> Scored:
+                 likelihood_state: dict | None = None, context: Context | None = None) -> Scored:
     """Score the newest step of `history`. With `artifact` the saved detector scores it (cheap) and the
     likelihood carries on from `likelihood_state` by that one step (a step already counted is not counted
     again); without, a detector is fitted on the history first (xgboost: seconds), as at each model fit,
@@ -114,13 +114,13 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
     if artifact is not None:
         fitted = cls.from_bytes(zlib.decompress(artifact))
         recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
-        scores = fitted.score(recent)
+        scores = fitted.score(recent, context)
         state = _carried(likelihood_state, float(scores.scores[-1]), float(aligned.values[-1]), end)
         scored = recent
     else:
-        fitted = cls(**(params or {})).fit(aligned)
+        fitted = cls(**(params or {})).fit(aligned, context)
         artifact = zlib.compress(fitted.to_bytes()) if cls.keep_fitted else None
-        scores = fitted.score(aligned)
+        scores = fitted.score(aligned, context)
         scored = aligned
         state = None
         if scores.likelihood is not None:  # the detector judges runs of scores: its state after the history
@@ -133,7 +133,7 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
                           None if state is None else np.array([likelihood])).severity[0]
     return Scored(detector, artifact, end, float(aligned.values[-1]), score,
                   Severity(int(level)) if not math.isnan(score) else Severity.NONE, likelihood, state,
-                  tuple(fitted.drivers(scored)))
+                  tuple(fitted.drivers(scored, context=context)))
 
 
 def _carried(state: dict | None, score: float, value: float, at: int) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
@@ -11,6 +12,10 @@ import numpy as np
 
 from ..types import Series
 from .likelihood import severity_of_likelihood
+
+# A workload's other metrics beside its load, by engine.features.METRICS name (memory_utilization,
+# db_connections, ...): what a detector that reads features may use; the others ignore it.
+Context = Mapping[str, Series]
 
 WARNING_SIGMA = 2.5  # seed config anomaly_threshold_sigma: at or above this, an anomaly
 CRITICAL_SIGMA = 4.0  # at or above this, a critical one
@@ -70,11 +75,11 @@ class AnomalyDetector(Protocol):
     # fit: xgboost's takes seconds) instead of fitting one on the newest history for every score.
     keep_fitted: ClassVar[bool]
 
-    def fit(self, history: Series) -> AnomalyDetector: ...
+    def fit(self, history: Series, context: Context | None = None) -> AnomalyDetector: ...
 
-    def score(self, series: Series) -> AnomalyScores: ...
+    def score(self, series: Series, context: Context | None = None) -> AnomalyScores: ...
 
-    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+    def drivers(self, series: Series, k: int = 3, context: Context | None = None) -> list[tuple[str, float, float]]:
         """What drove the prediction the last step of `series` is measured from: up to k (feature, its
         value, its contribution), largest first; [] for a detector that predicts from no features."""
         ...

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InsufficientData
 from ..types import Series
-from .base import WARNING_SIGMA, AnomalyScores, pack, unpack
+from .base import WARNING_SIGMA, AnomalyScores, Context, pack, unpack
 
 
 class RollingZScore:
@@ -38,7 +38,7 @@ class RollingZScore:
         self._context = Series(np.empty(0, np.int64), np.empty(0))
         self._min_sigma = 0.0
 
-    def fit(self, history: Series) -> RollingZScore:
+    def fit(self, history: Series, context: Context | None = None) -> RollingZScore:  # reads no context
         present = history.values[~np.isnan(history.values)]
         if present.size < 2:
             raise InsufficientData("zscore: needs at least 2 samples of history")
@@ -47,7 +47,7 @@ class RollingZScore:
         self._context = Series(history.timestamps[keep], history.values[keep])
         return self
 
-    def score(self, series: Series) -> AnomalyScores:
+    def score(self, series: Series, context: Context | None = None) -> AnomalyScores:
         # Prepend the fitted tail that lies strictly before the series: past context, never look-ahead.
         first = series.timestamps[0] if len(series) else 0
         before = self._context.timestamps < first
@@ -56,7 +56,7 @@ class RollingZScore:
         z = (values - mean) / np.maximum(std, self._min_sigma)
         return AnomalyScores(self.name, series.timestamps, z[values.size - len(series):])
 
-    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+    def drivers(self, series: Series, k: int = 3, context: Context | None = None) -> list[tuple[str, float, float]]:
         return []  # the value is judged alone: no features drive a prediction
 
     def to_bytes(self) -> bytes:
@@ -96,7 +96,7 @@ class ThresholdRule:
         self.threshold = threshold
         self._fixed = threshold is not None
 
-    def fit(self, history: Series) -> ThresholdRule:
+    def fit(self, history: Series, context: Context | None = None) -> ThresholdRule:  # reads no context
         if self._fixed:
             return self
         present = history.values[~np.isnan(history.values)]
@@ -108,12 +108,12 @@ class ThresholdRule:
         self.threshold = level
         return self
 
-    def score(self, series: Series) -> AnomalyScores:
+    def score(self, series: Series, context: Context | None = None) -> AnomalyScores:
         if self.threshold is None:
             raise RuntimeError("threshold: fit() before score()")
         return AnomalyScores(self.name, series.timestamps, WARNING_SIGMA * series.values / self.threshold)
 
-    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+    def drivers(self, series: Series, k: int = 3, context: Context | None = None) -> list[tuple[str, float, float]]:
         return []  # the value is judged alone: no features drive a prediction
 
     def to_bytes(self) -> bytes:

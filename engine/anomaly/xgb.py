@@ -28,6 +28,7 @@ The standard deviation of step t is `calibration * max(scale, volatility_t)`:
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any, ClassVar
 
@@ -38,7 +39,7 @@ import xgboost as xgb
 from ..errors import InsufficientData
 from ..features import FEATURE_NAMES, LOOKBACK, PRIMARY_METRIC, build_features, feature_name
 from ..types import Series
-from .base import WARNING_SIGMA, AnomalyScores, pack, unpack
+from .base import WARNING_SIGMA, AnomalyScores, Context, pack, unpack
 from .likelihood import Likelihood, batch_tail
 
 # The model predicts the departure from the mean of the last 12 samples, not the level itself:
@@ -76,11 +77,15 @@ class XGBoostDetector:
         self.state: dict[str, Any] | None = None
         self._boosters: list[xgb.Booster] = []
 
-    def fit(self, history: Series) -> XGBoostDetector:
+    def fit(self, history: Series, context: Context | None = None) -> XGBoostDetector:
+        """`context`: the workload's other metrics (engine.features.METRICS names but the load's own slot,
+        e.g. memory_utilization, db_connections), which fill their feature columns. The detector keeps
+        the names it was fitted with and reads only those when it scores."""
         if len(history) < self.min_history:
             raise InsufficientData(f"{self.name} needs at least {self.min_history} samples, got {len(history)}")
         step = int(np.diff(history.timestamps).min())
-        grid, features, base, actual = _design(history, step)
+        context = _within(context, history)
+        grid, features, base, actual = _design(history, step, context)
         trainable = np.flatnonzero(np.isfinite(base) & np.isfinite(actual))
         if trainable.size < 2 * self.params["folds"]:
             raise InsufficientData(f"{self.name}: only {trainable.size} complete samples after the warm-up")
@@ -104,7 +109,7 @@ class XGBoostDetector:
         present = ~np.isnan(tail.values)
         recent = np.flatnonzero(np.isfinite(residuals) & (grid > grid[-1] - _VOLATILITY_WINDOW * step))
         self.state = {
-            "step": step, "bias": bias, "scale": scale, "calibration": calibration,
+            "step": step, "bias": bias, "scale": scale, "calibration": calibration, "context": sorted(context),
             "fold_starts": [int(grid[0])] + [int(grid[b[0]]) for b in blocks[1:]],
             "history_end": int(grid[-1]),
             # The history's last samples and residuals: a series that continues it is scored from its
@@ -115,15 +120,16 @@ class XGBoostDetector:
         # The anomaly likelihood's state after the history's own (out-of-sample) scores: a series that
         # continues the history, or the serving path one sample at a time, carries on from it.
         state = Likelihood()
-        state.tail(self.score(history).scores, history.values)
+        state.tail(self.score(history, context).scores, history.values)
         self.state["likelihood"] = state.to_dict()
         return self
 
-    def score(self, series: Series) -> AnomalyScores:
+    def score(self, series: Series, context: Context | None = None) -> AnomalyScores:
         if self.state is None:
             raise RuntimeError(f"{self.name}: score() before fit()")
         s = self.state
-        grid, features, base, actual = _design(self._after_tail(series), s["step"])
+        full = self._after_tail(series)
+        grid, features, base, actual = _design(full, s["step"], self._fitted_context(context, full))
         predicted = np.full(grid.size, np.nan)
         ready = np.isfinite(base) & np.isfinite(actual)  # NaN scores in the warm-up and at missing samples
         # Which model predicts each step depends on its timestamp only, never on the values.
@@ -145,7 +151,7 @@ class XGBoostDetector:
         likelihood = 1.0 - self._likelihood_tail(series, on_input)
         return AnomalyScores(self.name, series.timestamps.copy(), on_input, likelihood)
 
-    def drivers(self, series: Series, k: int = 3) -> list[tuple[str, float, float]]:
+    def drivers(self, series: Series, k: int = 3, context: Context | None = None) -> list[tuple[str, float, float]]:
         """What drove the forecast of the LAST step of `series` (scored as `score` scores it): the k
         features with the largest |contribution|, as (name from engine.features.FEATURE_NAMES, the
         feature's value in that row, its contribution to the prediction in the signal's units).
@@ -158,14 +164,15 @@ class XGBoostDetector:
         Cost: the features of one row and one contribution pass per fold model."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        explained = self._contributions(series)
+        explained = self._contributions(series, context)
         if explained is None:
             return []
         values, contributions, _ = explained
         order = np.argsort(-np.abs(contributions), kind="stable")[:k]
         return [(FEATURE_NAMES[i], float(values[i]), float(contributions[i])) for i in order]
 
-    def _contributions(self, series: Series) -> tuple[np.ndarray, np.ndarray, float] | None:
+    def _contributions(self, series: Series, context: Context | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, float] | None:
         """(feature values, per-feature contributions, bias) of the last step of `series`; None when it
         has no score (no base, or the sample is missing). bias + contributions.sum() is the predicted
         departure from the base, the same number `score` subtracts."""
@@ -180,7 +187,7 @@ class XGBoostDetector:
         # that straddles the window's start what it is in the whole series.
         first = max(0, int(np.searchsorted(full.timestamps, last - LOOKBACK * step)) - 1)
         window = Series(full.timestamps[first:], full.values[first:])
-        grid, features, base, _ = _design(window, step)
+        grid, features, base, _ = _design(window, step, self._fitted_context(context, window))
         row = features[-1:]
         if grid[-1] != last or not np.isfinite(base[-1]):
             return None
@@ -216,6 +223,12 @@ class XGBoostDetector:
         own = grid >= first
         timeline[(grid[own] - start) // step] = residuals[own]
         return _volatility(timeline)[(int(grid[0]) - start) // step :]
+
+    def _fitted_context(self, context: Context | None, series: Series) -> dict[str, Series]:
+        """The context metrics this detector was fitted with, within `series`' span (others are ignored:
+        the trees never saw them). Detectors saved before context existed were fitted without any."""
+        fitted = set(self.state.get("context", []))
+        return _within({k: v for k, v in (context or {}).items() if k in fitted}, series)
 
     def _after_tail(self, series: Series) -> Series:
         """The series preceded by the fitted history's samples in the LOOKBACK steps before it, if any."""
@@ -264,11 +277,22 @@ class XGBoostDetector:
         return booster
 
 
-def _design(series: Series, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Grid, feature matrix, base (mean of the last 12 samples) and the actual samples, all per grid step."""
+def _within(context: Context | None, series: Series) -> dict[str, Series]:
+    """The context series cut to `series`' span, so the feature grid stays the load's own; empty ones go."""
+    if not context or len(series) == 0:
+        return {}
+    first, last = int(series.timestamps[0]), int(series.timestamps[-1])
+    cut = {name: s.between(first, last) for name, s in context.items()}
+    return {name: s for name, s in cut.items() if len(s)}
+
+
+def _design(series: Series, step: int, context: Mapping[str, Series] | None = None,
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid, feature matrix, base (mean of the last 12 samples) and the actual samples, all per grid step.
+    `context` (within the series' span) fills the other metrics' feature columns."""
     if np.any(series.timestamps % step):
         raise ValueError(f"timestamps must lie on the {step} s grid; align the series first (engine.align)")
-    frame = build_features(primary=series, step=step)
+    frame = build_features(dict(context or {}), step=step, primary=series)
     grid = frame.index.to_numpy()
     actual = np.full(grid.size, np.nan)
     rows = _rows(series.timestamps, grid, step)

@@ -110,7 +110,7 @@ class _CommonKeys(BaseModel):
     scale_up_stabilization: Window | None = None
     scale_down_stabilization: Window | None = None
     # Context (runtime/context.py): whose pods are measured (default: the ScaledObject's name in its
-    # namespace, the usual convention), and the database and cache instances, read only when named.
+    # namespace, the usual convention); the database, read only when named (the cache: not read yet).
     workload: ObjectName | None = None
     namespace: Namespace | None = None
     database: Instance | None = None

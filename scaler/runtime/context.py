@@ -1,5 +1,6 @@
-"""Each workload's context: its pods' CPU and memory usage, requests and limits, read by the workload's
-own source on its own schedule.
+"""Each workload's context: its pods' CPU and memory usage, requests and limits, its container's standard
+metrics and, when the trigger names one, its database's, read by the workload's own source on its own
+schedule. The first feed the resource rules; the others the anomaly detector's features.
 
 One task per workload, beside its refresh loop, so a slow or failing context query never holds up the
 load forecast, and GetMetrics never waits for one. Every `context.interval` (+-25 %, like the
@@ -29,6 +30,7 @@ import pandas as pd
 
 from helios.adapters.metrics import RESOURCE_METRICS
 from helios.engine.errors import HeliosError, NoData
+from helios.engine.features import METRICS, PRIMARY_METRIC
 from helios.engine.types import Series
 
 from ..config.metadata import ContextSpec
@@ -38,6 +40,8 @@ from .telemetry import Telemetry
 from .workloads import Workload, Workloads
 
 log = logging.getLogger(__name__)
+# The features' other metrics (engine.features.METRICS): the load fills the workload's own slot.
+FEATURE_CONTEXT = tuple(m for m in METRICS if m != PRIMARY_METRIC)
 
 
 def reads_context(source: object) -> bool:
@@ -122,13 +126,33 @@ class ContextFeed:
         window = self._settings.window
         if kept is not None and len(kept):  # only what is new, from the last (perhaps partial) step on
             window = min(window, now - int(kept.index[-1].timestamp()))
-        read = partial(source.fetch_resource_metrics, spec.namespace, window / 3600, workload=spec.workload, end=now)
+        read = partial(_read_frames, source, spec, window / 3600, now)
         async with self._slots:
             try:
                 return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._pool, read),
                                               self._fetch_timeout)
             except TimeoutError:
                 raise TimeoutError(f"no answer within {self._fetch_timeout:g}s") from None
+
+
+def _read_frames(source: object, spec: ContextSpec, hours: float, end: float) -> pd.DataFrame:
+    """The pods' resource frame beside the container frame and, when the trigger names one, the
+    database's: one frame of columns on one grid. A frame with no samples is left out; NoData only
+    when none has any (the resource frame's message, which names the pods)."""
+    reads = [partial(source.fetch_resource_metrics, spec.namespace, hours, workload=spec.workload, end=end)]
+    if callable(getattr(source, "fetch_container_metrics", None)):
+        reads.append(partial(source.fetch_container_metrics, spec.namespace, hours, workload=spec.workload, end=end))
+    if spec.database and callable(getattr(source, "fetch_database_metrics", None)):
+        reads.append(partial(source.fetch_database_metrics, spec.database, hours, end=end))
+    frames, first_error = [], None
+    for read in reads:
+        try:
+            frames.append(read())
+        except NoData as e:
+            first_error = first_error or e
+    if not frames:
+        raise first_error
+    return pd.concat(frames, axis=1)
 
 
 def _merged(kept: pd.DataFrame | None, new: pd.DataFrame, since: float) -> pd.DataFrame:
@@ -145,17 +169,23 @@ def _context(frame: pd.DataFrame | None, fetched_at: float | None, note: str) ->
     grid = frame.index.as_unit("s").asi8.astype(np.int64)
 
     def usage(column: str) -> Series | None:
+        if column not in frame:
+            return None
         values = frame[column].to_numpy(dtype=float)
         present = np.isfinite(values)
         return Series(grid[present], values[present]) if present.any() else None
 
     def latest(column: str) -> float | None:
+        if column not in frame:
+            return None
         values = frame[column].to_numpy(dtype=float)
         present = values[np.isfinite(values) & (values > 0)]
         return float(present[-1]) if present.size else None
 
+    features = {name: s for name in FEATURE_CONTEXT if name in frame and (s := usage(name)) is not None}
     return Context(
         fetched_at=fetched_at, cpu_usage=usage("pod_cpu_cores"), memory_usage=usage("pod_memory_bytes"),
+        features=features,
         cpu_request=latest("pod_cpu_request_cores"), cpu_limit=latest("pod_cpu_limit_cores"),
         memory_request=latest("pod_memory_request_bytes"), memory_limit=latest("pod_memory_limit_bytes"),
         note=note,

@@ -155,12 +155,17 @@ class Insights:
         detector = self._settings.anomaly.detector
         if detector == "none":
             return None
+        snap = self._workloads.snapshot(key)
+        context = snap.context.features if snap is not None and snap.context is not None else {}
         try:
-            refit = w.detector is None or now - w.detector_fitted_at >= self._settings.anomaly.refit_interval
+            # A detector fitted on other context metrics than there are now (context arrived, or lost one)
+            # would read missing columns as no data: fit it again on what there is.
+            refit = w.detector is None or now - w.detector_fitted_at >= self._settings.anomaly.refit_interval or \
+                w.detector_context != sorted(context)
             scored = await self._runner.score(detector, None if refit else w.detector, history, step,
-                                              self._settings.models.fit_timeout, w.likelihood)
+                                              self._settings.models.fit_timeout, w.likelihood, context or None)
             if refit:
-                w.detector_fitted_at = now
+                w.detector_fitted_at, w.detector_context = now, sorted(context)
         except HeliosError as e:  # too little history yet, a timeout: no score this time
             log.info("anomaly scoring skipped", extra={"workload": "/".join(key), "error": str(e)})
             return None

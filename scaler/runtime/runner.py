@@ -88,10 +88,11 @@ class ModelRunner:
                                cluster, replay, min_replay, previous)
 
     async def score(self, detector: str, artifact: bytes | None, history: Series, step: int, timeout: float,
-                    likelihood_state: dict | None = None) -> Scored:
-        """Anomaly score of the newest sample in a worker: with the saved detector, or fitting one."""
+                    likelihood_state: dict | None = None, context: dict[str, Series] | None = None) -> Scored:
+        """Anomaly score of the newest sample in a worker: with the saved detector, or fitting one;
+        `context` (the workload's other metrics) fills the features that read them."""
         return await self._run(detector, "detect", timeout, score_latest, detector, artifact, history, step, None,
-                               likelihood_state)
+                               likelihood_state, context)
 
     async def call(self, fn: Callable, *args, timeout: float) -> Any:
         """Run `fn(*args)` in a worker; the worker is killed and replaced if it takes longer than `timeout`."""

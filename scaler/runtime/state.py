@@ -66,6 +66,9 @@ class Context:
     memory_request: float | None = None  # bytes
     memory_limit: float | None = None
     note: str = ""  # why the last fetch gave nothing new (its error, or the selector that matched nothing)
+    # The container's and database's metrics by engine.features.METRICS name, for the features
+    # (the load fills the workload's own slot, so its CPU utilisation is not among them).
+    features: dict[str, Series] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class Workload:
     insights: asyncio.Task | None = None  # the run under way, if any
     detector: bytes | None = None  # the fitted anomaly detector, refitted every anomaly.refit_interval
     detector_fitted_at: float = -math.inf
+    detector_context: list[str] = field(default_factory=list)  # the context metrics it was fitted with
     likelihood: dict | None = None  # the anomaly likelihood's state after the last sample scored
     scored_at: int | None = None  # that sample's timestamp
     alerts: AlertGate = field(default_factory=AlertGate)  # one alert per incident

@@ -296,3 +296,26 @@ def test_a_jump_in_a_random_walk_is_explained_by_the_primary_metric_s_recent_sam
     name, value, contribution = top[0]
     assert name.startswith("cpu_utilization__") and any(w in name for w in ("lag", "rolling", "pct_change"))
     assert contribution > 0  # the jump pulls the forecast up, above the recent mean
+
+
+def test_context_fills_its_feature_columns_and_only_the_fitted_ones_are_read():
+    """A load that follows its workload's memory with a lag: with memory as context the trees use it;
+    without context, or with a metric the fit never saw, the scores are what they are without."""
+    rng = np.random.default_rng(21)
+    memory = 0.5 + 0.3 * np.sin(2 * np.pi * np.arange(WEEK) / 97) + rng.normal(0, 0.01, WEEK)
+    load = 100 + 200 * np.roll(memory, 1) + rng.normal(0, 1, WEEK)  # what memory did one step ago
+    s = series(load)
+    context = {"memory_utilization": series(memory)}
+    alone = XGBoostDetector().fit(s)
+    informed = XGBoostDetector().fit(s, context)
+    assert alone.state["context"] == [] and informed.state["context"] == ["memory_utilization"]
+    with_memory = informed.score(s, context)
+    assert np.nanmean(np.abs(with_memory.scores)) > 0  # scored, and differently from the load alone
+    assert not np.allclose(np.nan_to_num(with_memory.scores), np.nan_to_num(alone.score(s).scores))
+    assert any(name.startswith("memory_utilization__") for name, _, _ in informed.drivers(s, k=5, context=context))
+    # A metric the fit never saw is ignored; no context at all scores as the load alone always did.
+    extra = {**context, "db_connections": series(rng.normal(50, 5, WEEK))}
+    np.testing.assert_array_equal(informed.score(s, extra).scores, with_memory.scores)
+    np.testing.assert_array_equal(alone.score(s, context).scores, alone.score(s).scores)
+    restored = XGBoostDetector.from_bytes(informed.to_bytes())
+    np.testing.assert_array_equal(restored.score(s, context).scores, with_memory.scores)

@@ -30,7 +30,7 @@ class PodsServer(MetricFrames):
     """Frames over samples held in memory, per pod; records the windows it is asked for."""
 
     name = "pods"
-    queries = {key: MetricQuery(key) for key in RESOURCE_METRICS}
+    queries = {key: MetricQuery(key) for key in (*RESOURCE_METRICS, "memory_utilization", "db_connections")}
     max_gap_steps = 2
 
     def __init__(self, pods: dict[str, dict[str, float]]) -> None:
@@ -40,7 +40,7 @@ class PodsServer(MetricFrames):
         self.outage = False
 
     def _render(self, template, values):
-        return (template, values["workload"])
+        return (template, values.get("workload") or values["instance"])
 
     def _query(self, query, grid, step, end):
         if self.outage:
@@ -61,10 +61,10 @@ def web_pods(memory_fraction: float = 0.9) -> dict[str, dict[str, float]]:
     }
 
 
-def spec(workload: str = "web") -> TriggerSpec:
+def spec(workload: str = "web", database: str | None = None) -> TriggerSpec:
     return TriggerSpec(namespace="shop", name="web", metric_name="m", source="pods", source_params=None,
                        target_value=10, activation_value=0, horizon=1800, lead_time=300, model="baseline",
-                       quantile=0.7, mode="act", context=ContextSpec("shop", workload))
+                       quantile=0.7, mode="act", context=ContextSpec("shop", workload, database))
 
 
 def feed_with(server, clock, **context):
@@ -152,3 +152,20 @@ async def test_the_resource_rules_say_why_they_were_not_evaluated(start_app, cli
         assert f"INCREASE_MEMORY not evaluated: no memory limit ({why})" in r.reason
         assert f"DECREASE_CPU not evaluated: no CPU request ({why})" in r.reason
     assert sample_value(client.scrape(), "helios_container_memory_limit_bytes") is None
+
+
+async def test_the_container_and_a_named_database_feed_the_features():
+    pods = web_pods()
+    pods["web-a"]["memory_utilization"] = 0.6
+    pods["orders-db-0"] = {"db_connections": 42.0}
+    server = PodsServer(pods)
+    feed, workloads, _ = feed_with(server, lambda: NOW)
+    workloads.add(spec())
+    alone = await feed.fetch(spec().key)
+    assert set(alone.features) == {"memory_utilization"}  # the container frame; no database named
+    assert alone.features["memory_utilization"].values[-1] == pytest.approx(0.6)
+    workloads.publish(spec().key, trigger=spec(database="orders-db"))
+    named = await feed.fetch(spec().key)
+    assert set(named.features) == {"memory_utilization", "db_connections"}
+    assert named.features["db_connections"].values[-1] == 42.0
+    assert named.memory_limit == 512 * MIB  # the resource frame beside them, as before

@@ -115,6 +115,12 @@ async def test_memory_near_its_limit_and_idle_cpu_become_resource_recommendation
         assert sample_value(scrape, "helios_context_age_seconds", **web_labels) < 60
         assert sample_value(scrape, "helios_context_fetch_failures_total", source="prometheus") is None
 
+        # The container frame feeds the features: web's pods use 70 % of their memory limits together.
+        features = app.store.get(("shop", "web", names["web"])).context.features
+        assert features["memory_utilization"].values[-1] == pytest.approx(0.7)
+        assert features["memory_bytes"].values[-1] == pytest.approx(1.4 * 512 * MIB)
+        assert "db_connections" not in features  # no database named: none read
+
         # Prometheus goes away: the context stays what it was, each failed fetch is counted, the
         # forecast is untouched by it.
         server.stop()
