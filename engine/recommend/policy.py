@@ -93,6 +93,9 @@ class ScalingPolicy:
     cpu_request_percentile: float = 0.9  # VPA's target CPU percentile
     cpu_request_margin: float = 0.15  # VPA's default safety margin fraction
     cpu_request_floor_cores: float = 0.025  # VPA's default minimum CPU recommendation (25 millicores)
+    # The most INCREASE_MEMORY suggests (VPA's maxAllowed); None: no bound. The least DECREASE_CPU
+    # suggests is cpu_request_floor_cores. Beyond these, the rules say so rather than suggest.
+    memory_limit_max_bytes: float | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -101,6 +104,8 @@ class ScalingPolicy:
                 self._require(f.name, isinstance(value, int) and not isinstance(value, bool), "an integer")
             elif f.type == "bool":
                 self._require(f.name, isinstance(value, bool), "true or false")
+            elif value is None and "None" in str(f.type):
+                continue
             else:
                 ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
                 self._require(f.name, ok, "a finite number")
@@ -123,6 +128,8 @@ class ScalingPolicy:
         for name in ("cooldown_seconds", "pod_startup_seconds", "memory_margin", "cpu_request_margin",
                      "cpu_request_floor_cores"):
             self._require(name, getattr(self, name) >= 0, ">= 0")
+        if self.memory_limit_max_bytes is not None:
+            self._require("memory_limit_max_bytes", self.memory_limit_max_bytes > 0, "> 0, or null for no bound")
         self._require("preemptive_window", self.preemptive_window >= self.pod_startup_seconds,
                            f">= pod_startup_seconds={self.pod_startup_seconds} (pods must start before a spike)")
 

@@ -49,6 +49,13 @@ def increase_memory(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -
     suggested = math.ceil(peak * (1 + margin) / thr / MIB - 1e-9) * MIB
     basis = (f"peak {peak:.0f} B x (1 + {margin:g}) / {thr:g}, rounded up to whole MiB: "
              f"the peak at {peak / suggested:.1%} of the new limit")
+    ceiling = policy.memory_limit_max_bytes
+    if ceiling is not None and suggested > ceiling:
+        if limit >= ceiling:  # nothing higher to suggest: memory pressure is still news
+            return (f"INCREASE_MEMORY: {seen} (> {thr:.0%}), but the limit is at memory_limit_max_bytes "
+                    f"({ceiling / MIB:.0f} MiB): more replicas or less memory per pod, not a higher limit")
+        suggested = float(ceiling)
+        basis += f"; clamped to memory_limit_max_bytes {ceiling / MIB:.0f} MiB"
     urgency = Urgency.CRITICAL if util >= 1 else Urgency.HIGH if util >= (1 + thr) / 2 else Urgency.MEDIUM
     detail = f"{seen} (> {thr:.0%}): suggested limit {suggested / MIB:.0f} MiB (now {limit / MIB:.1f} MiB)"
     return Condition(Action.INCREASE_MEMORY, detail, 1.0, urgency, rule="memory",

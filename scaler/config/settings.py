@@ -199,6 +199,10 @@ class ScalingSettings(_Section):
     confidence_threshold: float = _POLICY.confidence_threshold  # SCALE_UP needs more confidence than this
     preemptive_ratio: float = _POLICY.preemptive_ratio  # PREEMPTIVE_SCALE past this x baseline
     pod_startup_seconds: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = _POLICY.pod_startup_seconds
+    # The resource rules' bounds, as min/max_replicas are the replica rules': the least CPU request
+    # DECREASE_CPU suggests, the most memory limit INCREASE_MEMORY suggests (null: none).
+    cpu_request_floor_cores: float = _POLICY.cpu_request_floor_cores
+    memory_limit_max_bytes: float | None = _POLICY.memory_limit_max_bytes
 
     @model_validator(mode="after")
     def _valid_policy(self):

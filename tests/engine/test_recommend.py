@@ -261,6 +261,19 @@ def test_increase_memory_when_usage_is_above_85_percent_of_the_limit(peak_fracti
         assert peak_fraction * limit / suggestion.suggested < POLICY.memory_warning_threshold
 
 
+def test_a_memory_limit_is_never_suggested_above_the_maximum():
+    limit = 1000 * MIB
+    usage = series([0.5 * limit] * 12 + [0.93 * limit])
+    capped = run(ScalingPolicy(memory_limit_max_bytes=1200 * MIB), memory_usage_bytes=usage, memory_limit_bytes=limit)
+    (suggestion,) = capped.resources
+    assert suggestion.suggested == 1200 * MIB and "clamped to memory_limit_max_bytes 1200 MiB" in suggestion.basis
+    at_max = run(ScalingPolicy(memory_limit_max_bytes=1000 * MIB), memory_usage_bytes=usage, memory_limit_bytes=limit)
+    assert at_max.action is not Action.INCREASE_MEMORY and not at_max.resources
+    assert "but the limit is at memory_limit_max_bytes (1000 MiB)" in at_max.reason
+    with pytest.raises(ValueError, match="memory_limit_max_bytes must be > 0"):
+        ScalingPolicy(memory_limit_max_bytes=0)
+
+
 def test_memory_is_not_evaluated_without_data():
     r = run(memory_limit_bytes=1000 * MIB)
     assert "INCREASE_MEMORY not evaluated: no memory usage" in r.reason
