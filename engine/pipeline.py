@@ -89,6 +89,8 @@ class Scored:
     # step's timestamp), for the next call; None for detectors without a likelihood.
     likelihood_state: dict | None = None
     drivers: tuple[tuple[str, float, float], ...] = ()  # what drove the newest step's prediction (Explain)
+    # The range (low, high) the newest value fell outside, when the likelihood's range channel flagged it.
+    beyond_range: tuple[float, float] | None = None
 
 
 def detect_all(detector: str, series: Series, step: int, artifact: bytes | None = None,
@@ -126,14 +128,16 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
         if scores.likelihood is not None:  # the detector judges runs of scores: its state after the history
             likelihood = Likelihood()
             likelihood.tail(scores.scores, aligned.values)
-            state = {**likelihood.to_dict(), "at": end, "likelihood": float(scores.likelihood[-1])}
+            state = {**likelihood.to_dict(), "at": end, "likelihood": float(scores.likelihood[-1]),
+                     "beyond_range": likelihood.outside}
     score = float(scores.scores[-1])
     likelihood = state["likelihood"] if state is not None else math.nan
     level = AnomalyScores(detector, scores.timestamps[-1:], scores.scores[-1:],
                           None if state is None else np.array([likelihood])).severity[0]
     return Scored(detector, artifact, end, float(aligned.values[-1]), score,
                   Severity(int(level)) if not math.isnan(score) else Severity.NONE, likelihood, state,
-                  tuple(fitted.drivers(scored, context=context)))
+                  tuple(fitted.drivers(scored, context=context)),
+                  _range(state.get("beyond_range")) if state is not None and state["at"] == end else None)
 
 
 def _carried(state: dict | None, score: float, value: float, at: int) -> dict | None:
@@ -142,4 +146,8 @@ def _carried(state: dict | None, score: float, value: float, at: int) -> dict | 
         return state
     likelihood = Likelihood.from_dict(state)
     newest = likelihood.update(score, value)
-    return {**likelihood.to_dict(), "at": at, "likelihood": newest}
+    return {**likelihood.to_dict(), "at": at, "likelihood": newest, "beyond_range": likelihood.outside}
+
+
+def _range(pair) -> tuple[float, float] | None:
+    return None if pair is None else (float(pair[0]), float(pair[1]))

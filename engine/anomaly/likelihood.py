@@ -81,7 +81,7 @@ class Likelihood:
     from the state after step t-1. `tail(scores, values)` runs it over a batch; `to_dict`/`from_dict`
     persist it. Without values (NaN) only the scores count: the range channel stays silent."""
 
-    __slots__ = ("count", "high", "low", "mean", "recent", "var")
+    __slots__ = ("count", "high", "low", "mean", "outside", "recent", "var")
 
     def __init__(self) -> None:
         self.recent: deque[float] = deque(maxlen=AVERAGING_STEPS)
@@ -90,10 +90,13 @@ class Likelihood:
         self.var = 0.0
         self.low = math.inf  # the range of the values seen so far; empty until the first one
         self.high = -math.inf
+        # Not state, an explanation: the range the last update's value fell outside, (low, high), or None.
+        self.outside: tuple[float, float] | None = None
 
     def update_tail(self, score: float, value: float = math.nan) -> float:
         """Step t's tail probability (1 - likelihood); NaN for a missing score or while learning."""
         novel = self._outside_range(value)
+        self.outside = (self.low, self.high) if novel else None
         if math.isfinite(value):
             self.low, self.high = min(self.low, value), max(self.high, value)
         if not math.isfinite(score):

@@ -34,6 +34,9 @@ class WorkloadInputs:
     # samples of an incident already alerted (engine.anomaly.alerts: one alert per incident).
     anomaly_severity: Severity = Severity.NONE
     anomaly_likelihood: float | None = None  # the likelihood the severity follows, when the detector has one
+    # The range (low, high) of the workload's past values that the newest one fell outside, when that is
+    # what the likelihood flagged (engine.anomaly.likelihood's range channel): the alert says so.
+    anomaly_beyond_range: tuple[float, float] | None = None
     # What the workload's trigger serves KEDA now, when Helios steers it: the replica actions then say what
     # that value makes the HPA do (ceil(value / target) outside the tolerance), and the forecast-threshold
     # rules become advisory lines instead of contradicting targets.

@@ -166,6 +166,9 @@ def anomaly_alert(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> 
     scored = f"anomaly score {score:+.2f} sigma" if score is not None else "no anomaly score"
     if likelihood is not None:
         scored = f"likelihood {likelihood:.12f}, {scored}"  # alerts start at 1 - 1e-9: the digits that matter
+    if inputs.anomaly_beyond_range is not None:
+        low, high = inputs.anomaly_beyond_range
+        scored = f"value outside the range this workload has shown, {low:.4g} to {high:.4g}; {scored}"
     if inputs.anomaly_severity is Severity.NONE:
         return f"no new anomaly ({scored})" if score is not None else None
     # How unlikely the recent behaviour is under normal behaviour: the likelihood the severity came from,

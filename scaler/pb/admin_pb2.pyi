@@ -186,7 +186,7 @@ class DetectRequest(_message.Message):
     def __init__(self, workload: _Optional[_Union[WorkloadRef, _Mapping]] = ..., series: _Optional[_Union[Series, _Mapping]] = ..., detector: _Optional[str] = ..., last: _Optional[int] = ...) -> None: ...
 
 class AnomalyPoint(_message.Message):
-    __slots__ = ("timestamp", "value", "score", "anomaly", "severity", "likelihood", "alert", "drivers")
+    __slots__ = ("timestamp", "value", "score", "anomaly", "severity", "likelihood", "alert", "drivers", "beyond_range", "range_low", "range_high")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +195,9 @@ class AnomalyPoint(_message.Message):
     LIKELIHOOD_FIELD_NUMBER: _ClassVar[int]
     ALERT_FIELD_NUMBER: _ClassVar[int]
     DRIVERS_FIELD_NUMBER: _ClassVar[int]
+    BEYOND_RANGE_FIELD_NUMBER: _ClassVar[int]
+    RANGE_LOW_FIELD_NUMBER: _ClassVar[int]
+    RANGE_HIGH_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     value: float
     score: float
@@ -203,7 +206,10 @@ class AnomalyPoint(_message.Message):
     likelihood: float
     alert: bool
     drivers: _containers.RepeatedCompositeFieldContainer[Driver]
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., score: _Optional[float] = ..., anomaly: _Optional[bool] = ..., severity: _Optional[str] = ..., likelihood: _Optional[float] = ..., alert: _Optional[bool] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ...) -> None: ...
+    beyond_range: bool
+    range_low: float
+    range_high: float
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., score: _Optional[float] = ..., anomaly: _Optional[bool] = ..., severity: _Optional[str] = ..., likelihood: _Optional[float] = ..., alert: _Optional[bool] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ..., beyond_range: _Optional[bool] = ..., range_low: _Optional[float] = ..., range_high: _Optional[float] = ...) -> None: ...
 
 class Driver(_message.Message):
     __slots__ = ("feature", "value", "contribution")

@@ -109,6 +109,7 @@ class Insights:
         return WorkloadInputs(
             current_replicas=current_replicas, capacity_per_replica=self.capacity(snap),
             load_history=recent, load_forecast=snap.forecast, anomaly_score=score, anomaly_likelihood=likelihood,
+            anomaly_beyond_range=reading.beyond_range if reading is not None else None,
             # ALERT_* once per incident: on the sample that raised the alert, not on each one after it
             anomaly_severity=reading.severity if reading is not None and reading.alert else Severity.NONE,
             **self._resources(snap),
@@ -175,7 +176,7 @@ class Insights:
         w.scored_at = scored.timestamp
         alert = new and w.alerts.feed(scored.severity)
         return AnomalyReading(scored.detector, scored.timestamp, scored.value, scored.score, scored.severity,
-                              scored.likelihood, alert, scored.drivers)
+                              scored.likelihood, alert, scored.drivers, scored.beyond_range)
 
     def _note(self, key: WorkloadKey, w: Workload, rec: Recommendation, snap: Snapshot,
               reading: AnomalyReading | None, now: float) -> None:

@@ -51,6 +51,7 @@ class AnomalyReading:
     likelihood: float = float("nan")  # of the recent run of scores (anomaly.likelihood); NaN: none, or learning
     alert: bool = False  # this sample raised an alert: the first flag of an incident (anomaly.alerts)
     drivers: tuple[tuple[str, float, float], ...] = ()  # (feature, value, contribution) behind its prediction
+    beyond_range: tuple[float, float] | None = None  # the range (low, high) the value fell outside, if it did
 
 
 @dataclass(frozen=True, eq=False)

@@ -304,6 +304,9 @@ def _reading_point(reading: AnomalyReading) -> pb.AnomalyPoint:
     point = _anomaly_point(reading.timestamp, reading.value, reading.score, reading.likelihood, reading.severity)
     point.alert = reading.alert
     point.drivers.extend(pb.Driver(feature=f, value=v, contribution=c) for f, v, c in reading.drivers)
+    if reading.beyond_range is not None:
+        point.beyond_range = True
+        point.range_low, point.range_high = reading.beyond_range
     return point
 
 

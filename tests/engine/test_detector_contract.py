@@ -98,3 +98,16 @@ def test_serving_carries_the_likelihood_on_by_one_sample_per_new_step():
     assert later.likelihood_state["at"] == SERIES.end
     again = score_latest("xgboost", first.artifact, SERIES, STEP, None, later.likelihood_state)
     assert again.likelihood_state == later.likelihood_state  # a step already counted is not counted twice
+
+
+def test_a_value_beyond_the_range_is_explained_with_the_range_it_left():
+    history = Series(SERIES.timestamps[:-1], SERIES.values[:-1])
+    first = score_latest("xgboost", None, history, STEP, CASES["xgboost"][0])
+    assert first.beyond_range is None  # an ordinary last sample
+    low, high = float(history.values.min()), float(history.values.max())
+    jumped = Series(SERIES.timestamps, np.append(history.values, high + 0.5 * (high - low)))
+    later = score_latest("xgboost", first.artifact, jumped, STEP, None, first.likelihood_state)
+    assert later.beyond_range == pytest.approx((low, high))
+    assert later.likelihood >= 1 - 1e-9  # the range channel makes it at least a warning
+    again = score_latest("xgboost", first.artifact, jumped, STEP, None, later.likelihood_state)
+    assert again.beyond_range == later.beyond_range  # the same sample, the same explanation

@@ -116,3 +116,13 @@ def test_one_incident_one_alert():
     raised = np.flatnonzero(alerts(sev >= Severity.WARNING))
     late = raised[raised >= READY]
     assert late.size == 1 and 4000 <= late[0] < 4000 + AVERAGING_STEPS
+
+
+def test_the_update_says_which_range_a_value_fell_outside():
+    state = Likelihood()
+    state.tail(noise(400, 6), np.linspace(10, 20, 400))
+    state.update_tail(0.1, 15.0)
+    assert state.outside is None
+    state.update_tail(0.1, 30.0)
+    assert state.outside == (10.0, 20.0)
+    assert "outside" not in state.to_dict()  # an explanation, not state

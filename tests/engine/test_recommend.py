@@ -274,6 +274,15 @@ def test_a_memory_limit_is_never_suggested_above_the_maximum():
         ScalingPolicy(memory_limit_max_bytes=0)
 
 
+def test_an_alert_from_the_range_channel_says_so():
+    from helios.engine.anomaly.base import Severity
+
+    r = run(anomaly_score=0.4, anomaly_likelihood=1 - 1e-9, anomaly_severity=Severity.WARNING,
+            anomaly_beyond_range=(20.0, 180.0))
+    assert r.action is Action.ALERT_WARNING
+    assert "value outside the range this workload has shown, 20 to 180" in r.reason
+
+
 def test_memory_is_not_evaluated_without_data():
     r = run(memory_limit_bytes=1000 * MIB)
     assert "INCREASE_MEMORY not evaluated: no memory usage" in r.reason

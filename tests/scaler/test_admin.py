@@ -100,3 +100,14 @@ async def test_list_workloads_shows_model_freshness_and_errors(start_app, client
     assert not batch.HasField("served_value") and not batch.HasField("observed_value")
     only = (await client.admin.ListWorkloads(pb.ListWorkloadsRequest(namespace="jobs"), timeout=5)).workloads
     assert [w.ref.name for w in only] == ["batch"]
+
+
+def test_explain_shows_the_range_a_value_fell_outside():
+    from helios.engine.anomaly.base import Severity
+    from helios.scaler.runtime.state import AnomalyReading
+    from helios.scaler.serve.admin import _reading_point
+
+    reading = AnomalyReading("xgboost", 1_700_000_100, 250.0, 0.4, Severity.WARNING, 1 - 1e-9, True, (), (20.0, 180.0))
+    point = _reading_point(reading)
+    assert point.beyond_range and (point.range_low, point.range_high) == (20.0, 180.0) and point.alert
+    assert not _reading_point(AnomalyReading("xgboost", 1_700_000_100, 90.0, 0.4, Severity.NONE)).beyond_range
