@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Mapping
 
@@ -23,6 +25,7 @@ from .config.settings import Settings
 from .config.sources import build_sources
 from .pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, externalscaler_pb2_grpc
 from .runtime.artifact_store import ArtifactStore
+from .runtime.cluster import Cluster, ReplicatedStore
 from .runtime.context import ContextFeed
 from .runtime.inquiries import Inquiries
 from .runtime.insights import Insights
@@ -52,7 +55,12 @@ class HeliosApp:
         self.sources = dict(sources) if sources is not None else build_sources(settings)
         self.registry = CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
-        self.store = MemoryStore()
+        state = settings.state
+        self.store = MemoryStore() if state.redis_url is None else ReplicatedStore()
+        self.cluster = None if state.redis_url is None else Cluster(
+            state.redis_url.get_secret_value(), state.prefix,
+            state.replica_id or f"{socket.gethostname()}-{os.getpid()}", state.heartbeat_ttl, self.store,
+            self.telemetry, clock)
         self.workloads = Workloads(self.store, settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
         artifacts = ArtifactStore(settings.models.artifacts) if settings.models.artifacts else None
@@ -68,7 +76,7 @@ class HeliosApp:
         self.context = ContextFeed(self.workloads, self.sources, settings, self.telemetry, clock,
                                    self.insights.reconsider)
         self.refresher = Refresher(self.workloads, self.sources, self.runner, settings, self.telemetry, clock,
-                                   artifacts, self.insights, self.replay_runner, self.context)
+                                   artifacts, self.insights, self.replay_runner, self.context, self.cluster)
         self.registry.register(SnapshotCollector(self.store, settings, clock))
         parse = MetadataParser(self.sources, settings.models, MODELS, settings.provisioning,
                                settings.scaling.pod_startup_seconds, settings.security.namespace_sources)
@@ -96,6 +104,9 @@ class HeliosApp:
         self.metrics_port = self._http.server_port
         # The replay process is not warmed up: it starts with the first replay, which nothing waits for.
         await asyncio.gather(*(r.warm_up() for r in self._runners() if r is not self.replay_runner))
+        if self.cluster is not None:  # who owns what is known before the first call is answered
+            r = self.refresher
+            await self.cluster.start(r.adopt, r.release, self.workloads.get, r.seen)
         await self.server.start()
         await self.health_server.start()
         for service in ("", *SERVICES):
@@ -114,6 +125,8 @@ class HeliosApp:
         await _bounded(self.health.enter_graceful_shutdown(), 5, "health NOT_SERVING")
         await _bounded(self.server.stop(grace), grace + 5, "gRPC server stop")
         await _bounded(self.health_server.stop(None), 5, "health server stop")
+        if self.cluster is not None:
+            await _bounded(self.cluster.close(), 5, "cluster membership")
         await _bounded(self.refresher.close(), 10, "refresh loops, replays, insight runs and context fetches")
         self.context.close()
         for runner in self._runners():

@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -237,6 +238,17 @@ class ContextSettings(_Section):
     concurrency: int = Field(4, ge=1, le=64)  # context fetches at once, in threads of their own
 
 
+class StateSettings(_Section):
+    """Where the workloads' state lives. No Redis (the default): in this process, one replica. With
+    `redis_url` (redis:// or rediss://, a password in it from a Secret, e.g. HELIOS_STATE__REDIS_URL),
+    several replicas share the work (runtime/cluster.py)."""
+
+    redis_url: SecretStr | None = None
+    prefix: str = Field("helios", pattern=r"^[A-Za-z0-9_.:-]+$")  # every key Helios writes starts with it
+    heartbeat_ttl: Annotated[float, BeforeValidator(parse_duration), Field(ge=1, le=30)] = 15.0
+    replica_id: str = ""  # default: the host name and process ID (a pod's name is its host name)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELIOS_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -250,6 +262,7 @@ class Settings(BaseSettings):
     scaling: ScalingSettings = ScalingSettings()
     anomaly: AnomalySettings = AnomalySettings()
     context: ContextSettings = ContextSettings()
+    state: StateSettings = StateSettings()
     security: SecuritySettings = SecuritySettings()
 
 

@@ -23,6 +23,7 @@ from helios.engine.types import Series
 from ..config.metadata import TriggerSpec
 from ..config.settings import Settings
 from .artifact_store import ArtifactStore
+from .cluster import Cluster
 from .context import ContextFeed
 from .insights import Insights
 from .runner import ModelRunner
@@ -46,9 +47,11 @@ class Refresher:
         insights: Insights | None = None,
         replay_runner: ModelRunner | None = None,
         context: ContextFeed | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self._insights = insights
         self._context = context
+        self._cluster = cluster
         self._replay_runner = replay_runner or runner  # provisioning replays: by default beside the fits
         self._artifacts = artifacts
         self._workloads = workloads
@@ -66,6 +69,10 @@ class Refresher:
         Synchronous and without awaits, so concurrent first calls cannot start two loops.
         """
         key = trigger.key
+        if self._cluster is not None:
+            self._cluster.asked(trigger)
+            if not self._cluster.owns(key):
+                return  # its owner refreshes it; this replica answers from the copy the owner publishes
         w = self._workloads.get(key)
         if w is None:
             w = self._workloads.add(trigger)
@@ -79,9 +86,44 @@ class Refresher:
                 self._context.start(key, w)
         w.last_seen = self._clock()
 
-    async def wait_for_first_refresh(self, key: WorkloadKey, timeout: float) -> None:
-        """Wait, at most `timeout`, for the workload's first refresh to end (at once if it has)."""
+    def adopt(self, trigger: TriggerSpec, state: dict, asked: float) -> None:
+        """Start owning a workload another replica refreshed: its record from `state` (the last owner's,
+        runtime/cluster.py), so the next refresh updates the fitted model instead of fitting afresh."""
+        key = trigger.key
+        w = self._workloads.add(trigger)
+        for name, value in state.items():
+            setattr(w, name, value)
+        w.last_seen = asked
+        w.task = asyncio.get_running_loop().create_task(self._run(key), name=f"refresh {'/'.join(key)}")
+        if self._context is not None:
+            self._context.start(key, w)
+        log.info("workload adopted", extra={"workload": "/".join(key), "from_record": bool(state)})
+
+    def release(self, key: WorkloadKey) -> None:
+        """Another replica owns the workload now: stop refreshing it, keep its snapshot as a copy."""
+        w = self._workloads.release(key)
+        for task in w.tasks() if w is not None else ():
+            task.cancel()
+        log.info("workload handed on", extra={"workload": "/".join(key)})
+
+    def seen(self, key: WorkloadKey, asked: float) -> None:
+        """Another replica was asked about a workload this one owns: it is not idle."""
         w = self._workloads.get(key)
+        if w is not None:
+            w.last_seen = max(w.last_seen, asked)
+
+    async def wait_for_first_refresh(self, key: WorkloadKey, timeout: float) -> None:
+        """Wait, at most `timeout`, for the workload's first refresh to end (at once if it has); on a
+        replica that does not own it, for the owner's first forecast to arrive."""
+        w = self._workloads.get(key)
+        if w is None and self._cluster is not None and timeout > 0:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                snap = self._workloads.snapshot(key)
+                if snap is not None and snap.forecast is not None:
+                    return
+                await asyncio.sleep(0.05)
+            return
         if w is not None and timeout > 0:
             try:
                 await asyncio.wait_for(w.first_refresh.wait(), timeout)
@@ -93,6 +135,7 @@ class Refresher:
         return len(self._workloads)
 
     async def _run(self, key: WorkloadKey) -> None:
+        w = self._workloads.get(key)
         try:
             while True:
                 try:
@@ -100,16 +143,19 @@ class Refresher:
                 except Exception as e:  # a bug must not end the workload's refreshes: record it, go on
                     log.exception("refresh raised", extra={"workload": "/".join(key)})
                     self._fail(key, e, "fit_error")
-                self._workloads.get(key).first_refresh.set()  # even on failure: waiters get the error now
+                w.first_refresh.set()  # even on failure: waiters get the error now
                 # +-25 %: workloads registered together (a KEDA restart, a deploy) drift apart instead of
                 # all refreshing, and all updating at each new step, in the same second.
                 await asyncio.sleep(self._metrics.refresh_interval * random.uniform(0.75, 1.25))
-                if self._clock() - self._workloads.get(key).last_seen > self._metrics.idle_timeout:
+                if self._clock() - w.last_seen > self._metrics.idle_timeout:
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})
                     break
         finally:
-            w = self._workloads.drop(key)
-            for task in (w.replay, w.insights, w.context_task) if w is not None else ():
+            if not w.released:  # handed to another replica: its snapshot stays, and so does its registration
+                self._workloads.drop(key)
+                if self._cluster is not None:
+                    self._cluster.forget(key)
+            for task in (w.replay, w.insights, w.context_task):
                 if task is not None:
                     task.cancel()
 

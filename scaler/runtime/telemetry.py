@@ -50,6 +50,14 @@ class Telemetry:
             "that failed or found no samples, by source",
             ["source"], registry=registry,
         )
+        self.cluster_members = Gauge("helios_cluster_members", "Live replicas sharing the work (1 without Redis)",
+                                     registry=registry)
+        self.cluster_members.set(1)
+        self.owned_workloads = Gauge("helios_owned_workloads", "Workloads this replica refreshes", registry=registry)
+        self.ownership_moves = Counter("helios_ownership_moves", "Workloads this replica took over or handed on",
+                                       registry=registry)
+        self.redis_errors = Counter("helios_redis_errors", "Failed Redis operations, by what was being done",
+                                    ["where"], registry=registry)
         self.recommendations = Counter(
             "helios_recommendations", "Recommendations made (one per workload refresh with a new forecast), by action",
             ["action"], registry=registry,

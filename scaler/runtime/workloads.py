@@ -56,6 +56,7 @@ class Workload:
     context_task: asyncio.Task | None = None
     context_frame: pd.DataFrame | None = None
     context_spec: ContextSpec | None = None
+    released: bool = False  # another replica owns it now: its tasks end without dropping the snapshot
 
     def tasks(self) -> list[asyncio.Task]:
         return [t for t in (self.task, self.replay, self.insights, self.context_task) if t is not None]
@@ -77,9 +78,19 @@ class Workloads:
         return self._records.get(key)
 
     def add(self, trigger: TriggerSpec) -> Workload:
-        """Register a workload, with an empty snapshot until its first refresh."""
+        """Register a workload, with an empty snapshot until its first refresh (or, taken over from
+        another replica, the last snapshot it published, which this one carries on from)."""
         record = self._records[trigger.key] = Workload()
-        self.store.put(Snapshot(trigger))
+        current = self.store.get(trigger.key)
+        self.store.put(Snapshot(trigger) if current is None else replace(current, trigger=trigger))
+        return record
+
+    def release(self, key: WorkloadKey) -> Workload | None:
+        """Stop keeping a workload's record (another replica owns it now); its snapshot stays as a copy."""
+        self._answers.pop(key, None)
+        record = self._records.pop(key, None)
+        if record is not None:
+            record.released = True
         return record
 
     def drop(self, key: WorkloadKey) -> Workload | None:

@@ -1,0 +1,264 @@
+"""Several replicas sharing the work through Redis (or Valkey): who is alive, who owns which workload,
+and the snapshots every replica answers from.
+
+- **Membership**: each replica sets `<prefix>:member:<id>` with a TTL (`state.heartbeat_ttl`) and
+  renews it three times per TTL; the members are the keys alive.
+- **Ownership**: rendezvous hashing over the members: a workload belongs to the member with the
+  highest hash of (member, workload), so a membership change moves only the workloads it must.
+- **Registry**: any replica asked about a workload records it in `<prefix>:workloads` (its trigger and
+  when it was last asked), at most once per TTL per workload, and says so on `<prefix>:events`; the
+  owner adopts it at once, and keeps it while any replica is asked about it.
+- **Snapshots**: the owner publishes each new snapshot to `<prefix>:snap:<key>` and announces it; the
+  others copy it into their local store, so GetMetrics stays an in-memory read on every replica and
+  all of them answer from the same snapshot. With the snapshot the owner saves what a new owner needs
+  to carry on without a cold refit (`<prefix>:record:<key>`: the fitted model and detector, the
+  likelihood and alert state, the ledger, the last action).
+- **Failures**: a replica that dies stops renewing its key; within one TTL the others see it gone and
+  adopt its workloads from the last record. When Redis is down every replica keeps answering from its
+  local copies (until the staleness limit makes them UNAVAILABLE), owners keep refreshing what they
+  own, errors are counted in helios_redis_errors_total, and everything resumes when Redis is back.
+
+Snapshots and records are pickled: Redis must be Helios's own (a password, a private network), as
+anyone who can write to it can make every replica run code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import pickle
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..config.metadata import TriggerSpec
+from .state import Snapshot, WorkloadKey
+from .store import MemoryStore
+from .telemetry import Telemetry
+from .workloads import Workload
+
+log = logging.getLogger(__name__)
+
+# What a new owner needs from the last one to carry on: the Workload fields that are not rebuilt cheaply.
+RECORD_FIELDS = ("fitted_with", "fitted_at", "version", "detector_fitted_at", "detector_context", "likelihood",
+                 "scored_at", "alerts", "ledger", "last_action", "replayed_for")
+ARTIFACT_FIELDS = ("artifact", "detector")  # large: saved only when they change
+
+
+def rendezvous(members: list[str], key: WorkloadKey) -> str | None:
+    """The member with the highest hash of (member, workload); None without members."""
+    name = "/".join(key)
+    return max(members, key=lambda m: hashlib.sha256(f"{m}\0{name}".encode()).digest(), default=None)
+
+
+class ReplicatedStore(MemoryStore):
+    """The local copies every replica answers from. A snapshot this replica owns is also handed to the
+    cluster to publish; copies of the others' arrive through `put_copy`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_put: Callable[[Snapshot], None] | None = None
+
+    def put(self, snap: Snapshot) -> None:
+        super().put(snap)
+        if self.on_put is not None:
+            self.on_put(snap)
+
+    def put_copy(self, snap: Snapshot) -> None:
+        super().put(snap)
+
+
+class Cluster:
+    def __init__(self, url: str, prefix: str, replica_id: str, ttl: float, store: ReplicatedStore,
+                 telemetry: Telemetry, clock: Callable[[], float] = time.time) -> None:
+        self.replica_id = replica_id
+        self.members: list[str] = [replica_id]  # until the first heartbeat: alone
+        self._redis = aioredis.from_url(url, socket_timeout=max(1.0, ttl / 3), socket_connect_timeout=2.0)
+        self._p = prefix
+        self._ttl = ttl
+        self._store = store
+        self._telemetry = telemetry
+        self._clock = clock
+        self._asked: dict[WorkloadKey, tuple[TriggerSpec, float]] = {}  # to register: trigger, when asked
+        self._registered_at: dict[WorkloadKey, float] = {}  # when this replica last registered each
+        self._dirty: set[WorkloadKey] = set()  # owned snapshots to publish
+        self._saved_artifacts: dict[WorkloadKey, tuple[int, int]] = {}
+        self._wake = asyncio.Event()
+        self._publish = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        store.on_put = self._put
+
+    # --- what the refresher asks ------------------------------------------------------------------
+
+    def owner(self, key: WorkloadKey) -> str | None:
+        return rendezvous(self.members, key)
+
+    def owns(self, key: WorkloadKey) -> bool:
+        return self.owner(key) == self.replica_id
+
+    def asked(self, trigger: TriggerSpec) -> None:
+        """A call for `trigger` reached this replica: register it (at most once per TTL per workload)."""
+        key, now = trigger.key, self._clock()
+        self._asked[key] = (trigger, now)
+        if now - self._registered_at.get(key, -1e18) >= self._ttl / 3:
+            self._wake.set()
+
+    def forget(self, key: WorkloadKey) -> None:
+        """The owner dropped the workload (nobody asked for idle_timeout): out of the registry too."""
+        self._asked.pop(key, None)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._safe(self._redis.hdel(
+            f"{self._p}:workloads", _name(key)))))
+
+    def _put(self, snap: Snapshot) -> None:
+        if self.owns(snap.trigger.key):
+            self._dirty.add(snap.trigger.key)
+            self._publish.set()
+
+    # --- the loops --------------------------------------------------------------------------------
+
+    async def start(self, adopt: Callable[[TriggerSpec, dict, float], None], release: Callable[[WorkloadKey], None],
+                    record_of: Callable[[WorkloadKey], Workload | None],
+                    seen: Callable[[WorkloadKey, float], None]) -> None:
+        """Run the heartbeat/registry loop, the publisher and the listener. `adopt(trigger, record, seen)`
+        starts owning a workload with the last owner's record; `release(key)` stops refreshing one
+        another replica owns now; `record_of` gives a workload's record; `seen` notes another replica's call."""
+        self._adopt, self._release, self._record_of, self._seen = adopt, release, record_of, seen
+        try:  # one round first: who owns what is known before the first call is answered
+            await self._round()
+        except RedisError as e:
+            self._error("join", e)
+        loop = asyncio.get_running_loop()
+        self._tasks += [loop.create_task(self._coordinate(), name="cluster"),
+                        loop.create_task(self._publisher(), name="cluster publish"),
+                        loop.create_task(self._listen(), name="cluster listen")]
+
+    async def close(self, leave: bool = True) -> None:
+        """Stop; `leave`: remove this replica's member key so the others take over at once."""
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if leave:
+            await self._safe(self._redis.delete(f"{self._p}:member:{self.replica_id}"))
+        await self._redis.aclose()
+
+    async def _coordinate(self) -> None:
+        while True:
+            try:
+                await self._round()
+            except RedisError as e:
+                self._error("coordinate", e)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._ttl / 3)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _round(self) -> None:
+        """Heartbeat, membership, registrations, then adopt what this replica owns and release the rest."""
+        r, now = self._redis, self._clock()
+        await r.set(f"{self._p}:member:{self.replica_id}", now, ex=max(1, round(self._ttl)))
+        members = sorted({k.decode().rsplit(":", 1)[1] async for k in r.scan_iter(match=f"{self._p}:member:*")}
+                         | {self.replica_id})
+        if members != self.members:
+            log.info("cluster members changed", extra={"members": members, "replica": self.replica_id})
+            self.members = members
+        self._telemetry.cluster_members.set(len(members))
+        due = {k: v for k, v in self._asked.items() if now - self._registered_at.get(k, -1e18) >= self._ttl / 3}
+        if due:
+            await r.hset(f"{self._p}:workloads", mapping={
+                _name(k): pickle.dumps((trigger, asked)) for k, (trigger, asked) in due.items()})
+            await r.publish(f"{self._p}:events", b"workloads")
+            self._registered_at.update(dict.fromkeys(due, now))
+        registry = await r.hgetall(f"{self._p}:workloads")
+        owned = 0
+        for raw in registry.values():
+            trigger, asked = pickle.loads(raw)
+            key = trigger.key
+            if not self.owns(key):
+                if self._record_of(key) is not None:
+                    self._telemetry.ownership_moves.inc()
+                    self._release(key)
+                continue
+            owned += 1
+            if self._record_of(key) is None:
+                record = await r.get(f"{self._p}:record:{_name(key)}")
+                artifacts = await r.get(f"{self._p}:artifact:{_name(key)}")
+                state = {**(pickle.loads(record) if record else {}), **(pickle.loads(artifacts) if artifacts else {})}
+                snapshot = await r.get(f"{self._p}:snap:{_name(key)}")
+                if snapshot is not None and self._store.get(key) is None:
+                    self._store.put_copy(pickle.loads(snapshot))
+                self._telemetry.ownership_moves.inc()
+                self._adopt(trigger, state, asked)
+            else:
+                self._seen(key, asked)
+        self._telemetry.owned_workloads.set(owned)
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._publish.wait()
+            self._publish.clear()
+            keys, self._dirty = self._dirty, set()
+            try:
+                await self._write(keys)
+            except RedisError as e:
+                self._error("publish", e)
+                self._dirty |= keys  # again at the next put
+            await asyncio.sleep(0.05)  # puts of one refresh come in a burst: publish them together
+
+    async def _write(self, keys: set[WorkloadKey]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            snap, w = self._store.get(key), self._record_of(key)
+            if snap is None or w is None:
+                continue
+            name = _name(key)
+            pipe.set(f"{self._p}:snap:{name}", pickle.dumps(snap))
+            pipe.set(f"{self._p}:record:{name}", pickle.dumps({f: getattr(w, f) for f in RECORD_FIELDS}))
+            artifacts = (id(w.artifact), id(w.detector))
+            if self._saved_artifacts.get(key) != artifacts:
+                pipe.set(f"{self._p}:artifact:{name}", pickle.dumps({f: getattr(w, f) for f in ARTIFACT_FIELDS}))
+                self._saved_artifacts[key] = artifacts
+            pipe.publish(f"{self._p}:events", b"snap " + name.encode())
+        await pipe.execute()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(f"{self._p}:events")
+                async for message in pubsub.listen():
+                    if message["type"] != "message":
+                        continue
+                    data = message["data"]
+                    if data == b"workloads":
+                        self._wake.set()
+                    elif data.startswith(b"snap "):
+                        await self._copy(data[5:].decode())
+            except RedisError as e:
+                self._error("listen", e)
+                await asyncio.sleep(self._ttl / 3)
+
+    async def _copy(self, name: str) -> None:
+        raw = await self._redis.get(f"{self._p}:snap:{name}")
+        if raw is None:
+            return
+        snap: Snapshot = pickle.loads(raw)
+        if not self.owns(snap.trigger.key):  # the owner's own copy is the original
+            self._store.put_copy(snap)
+
+    async def _safe(self, call) -> None:
+        try:
+            await call
+        except RedisError as e:
+            self._error("write", e)
+
+    def _error(self, where: str, error: Exception) -> None:
+        self._telemetry.redis_errors.labels(where).inc()
+        log.warning("redis unavailable", extra={"where": where, "error": str(error)})
+
+
+def _name(key: WorkloadKey) -> str:
+    return "/".join(key)

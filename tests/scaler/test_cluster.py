@@ -1,0 +1,130 @@
+"""Replicas that share the work through a real redis-server (runtime/cluster.py): each workload is owned
+and fitted by exactly one replica, every replica answers every call the same from the snapshots the
+owners publish, a replica that dies hands its workloads on without a cold refit, and a Redis outage
+leaves the answers standing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from helios.scaler.runtime.cluster import rendezvous
+
+from ..helpers import fast_settings
+from ..redis_server import RedisServer
+
+TTL = 2
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def replica(redis_url: str, name: str):
+    return fast_settings(state={"redis_url": redis_url, "replica_id": name, "heartbeat_ttl": TTL},
+                         metrics={"refresh_interval": 0.5})
+
+
+def trigger(i: int) -> dict:
+    return {"source": "demo", "targetValue": str(20 + i)}
+
+
+async def until(check, timeout: float = 20.0, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
+        await asyncio.sleep(0.05)
+
+
+def owned(app) -> set:
+    return {key for key in (s.trigger.key for s in app.store.all()) if app.workloads.get(key) is not None}
+
+
+def test_rendezvous_moves_only_the_workloads_it_must():
+    keys = [("ns", f"w{i}", "m") for i in range(300)]
+    before = {k: rendezvous(["a", "b", "c"], k) for k in keys}
+    after = {k: rendezvous(["a", "b"], k) for k in keys}
+    moved = [k for k in keys if before[k] != after[k]]
+    assert moved and all(before[k] == "c" for k in moved)  # only c's workloads move
+    assert 80 <= sum(v == "a" for v in before.values()) <= 120  # a third each, give or take
+
+
+async def test_each_workload_has_one_owner_and_every_replica_answers_the_same(redis_server, start_app, client_for):
+    a = await start_app(replica(redis_server.url, "a"))
+    b = await start_app(replica(redis_server.url, "b"))
+    await until(lambda: a.cluster.members == ["a", "b"] == b.cluster.members, what="both members seen")
+    ca, cb = client_for(a), client_for(b)
+    names = {}
+    for i in range(12):  # every call goes to b; a owns about half of them all the same
+        names[i] = await cb.metric_name(trigger(i), name=f"w{i}")
+        await cb.get_metrics(trigger(i), names[i], name=f"w{i}")
+    keys = {("shop", f"w{i}", names[i]) for i in range(12)}
+    await until(lambda: owned(a) | owned(b) == keys and not owned(a) & owned(b), what="one owner each")
+    assert owned(a) and owned(b)  # split between them
+    fits = a.telemetry.fit_seconds, b.telemetry.fit_seconds
+
+    def forecasts(app):
+        return {k for k in keys if (s := app.store.get(k)) is not None and s.forecast is not None}
+
+    await until(lambda: forecasts(a) == keys == forecasts(b), what="every forecast on both replicas")
+    for i in range(12):  # the same snapshot behind both answers
+        va = (await ca.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
+        vb = (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
+        assert va == vb
+    fitted = sum(m.labels("baseline", "fit")._sum.get() > 0 for m in fits)
+    assert fitted == 2  # both fitted something, and only what they own:
+    counts = [sum(s.value for s in m.collect()[0].samples if s.name.endswith("_count")
+                  and s.labels.get("operation") == "fit") for m in fits]
+    assert sum(counts) == 12
+
+
+async def test_a_dead_replica_is_replaced_within_a_ttl_without_a_cold_refit(redis_server, start_app, client_for):
+    a = await start_app(replica(redis_server.url, "a"))
+    b = await start_app(replica(redis_server.url, "b"))
+    await until(lambda: a.cluster.members == ["a", "b"] == b.cluster.members, what="both members seen")
+    cb = client_for(b)
+    names = {}
+    for i in range(12):
+        names[i] = await cb.metric_name(trigger(i), name=f"w{i}")
+        await cb.get_metrics(trigger(i), names[i], name=f"w{i}")
+    keys = {("shop", f"w{i}", names[i]) for i in range(12)}
+    await until(lambda: len(owned(a)) + len(owned(b)) == 12 and all(
+        (s := b.store.get(k)) is not None and s.forecast is not None for k in keys), what="forecasts everywhere")
+    from_a = owned(a)
+    fitted_at = {k: b.store.get(k).fitted_at for k in from_a}
+    await a.cluster.close(leave=False)  # as a crash: no goodbye, its key expires after the TTL
+    await a.refresher.close()
+    started = time.monotonic()
+    await until(lambda: owned(b) == keys, timeout=3 * TTL + 5, what="b owns everything")
+    assert time.monotonic() - started <= 2 * TTL + 2
+    for key in from_a:  # carried on from a's record: the same fit, forecasts all along
+        w = b.workloads.get(key)
+        assert w.artifact is not None and w.fitted_at == fitted_at[key]
+        assert b.store.get(key).forecast is not None
+    for i in range(12):
+        assert (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat > 0
+
+
+async def test_a_redis_outage_leaves_the_answers_standing_and_heals(redis_server, start_app, client_for):
+    a = await start_app(replica(redis_server.url, "a"))
+    ca = client_for(a)
+    name = await ca.metric_name(trigger(1), name="w1")
+    await ca.get_metrics(trigger(1), name, name="w1")
+    await until(lambda: (s := a.store.get(("shop", "w1", name))) is not None and s.forecast is not None
+                and s.provisioning is not None or bool(s and s.provisioning_note), what="the first plan")
+    before = (await ca.get_metrics(trigger(1), name, name="w1")).metricValueFloat
+    redis_server.stop()
+    await asyncio.sleep(TTL)
+    assert (await ca.get_metrics(trigger(1), name, name="w1")).metricValueFloat == before  # served locally
+    errors = a.telemetry.redis_errors
+    assert sum(s.value for s in errors.collect()[0].samples if s.name.endswith("_total")) > 0
+    redis_server.start()
+    name2 = await ca.metric_name(trigger(2), name="w2")
+    await ca.get_metrics(trigger(2), name2, name="w2")
+    await until(lambda: a.workloads.get(("shop", "w2", name2)) is not None, what="a new workload after the outage")
