@@ -466,3 +466,18 @@ def test_requirements_lock_pins_every_runtime_dependency_with_hashes():
     names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
     normalised = {n.split("[")[0].replace("_", "-") for n in pinned}
     assert names <= normalised, f"not in requirements.lock: {names - normalised}; regenerate it (see its header)"
+
+
+def test_replicas_component_shares_the_work_behind_a_headless_service(tmp_path):
+    docs = build_component(ROOT / "manifests/components/replicas", tmp_path)
+    headless = one(docs, "Service", "helios-replicas")
+    assert headless["spec"]["clusterIP"] == "None" and [p["port"] for p in headless["spec"]["ports"]] == [6000]
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HELIOS_STATE__REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "helios-redis", "key": "url"}
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    policy = one(docs, "NetworkPolicy", "helios-valkey")
+    helios_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "helios"}}}
+    assert policy["spec"]["ingress"] == [{"from": [helios_pods], "ports": [{"protocol": "TCP", "port": 6379}]}]
+    assert one(docs, "Service")["spec"]["type"] == "ClusterIP"  # the single-replica Service stays
