@@ -86,8 +86,8 @@ class HeliosApp:
         externalscaler_pb2_grpc.add_ExternalScalerServicer_to_server(
             self.external_scaler, self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(
-            Admin(Inquiries(self.workloads, self.runner, self.insights, settings, clock), settings, self.telemetry,
-                  clock), self.server)
+            Admin(Inquiries(self.workloads, self.runner, self.insights, settings, clock, self.cluster), settings,
+                  self.telemetry, clock), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.health_server = health_only_server(self.health)  # plaintext, for kubelet probes

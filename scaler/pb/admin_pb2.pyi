@@ -82,7 +82,7 @@ class ListWorkloadsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class WorkloadStatus(_message.Message):
-    __slots__ = ("ref", "source", "model", "mode", "target_value", "observed_value", "served_value", "last_refresh", "forecast_age_seconds", "stale", "last_error", "consecutive_failures", "forecast_model", "fitted_at", "selection_losses", "model_version", "backtest_scores", "provisioning")
+    __slots__ = ("ref", "source", "model", "mode", "target_value", "observed_value", "served_value", "last_refresh", "forecast_age_seconds", "stale", "last_error", "consecutive_failures", "forecast_model", "fitted_at", "selection_losses", "model_version", "backtest_scores", "provisioning", "owner")
     class SelectionLossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class WorkloadStatus(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BACKTEST_SCORES_FIELD_NUMBER: _ClassVar[int]
     PROVISIONING_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     ref: WorkloadRef
     source: str
     model: str
@@ -133,7 +134,8 @@ class WorkloadStatus(_message.Message):
     model_version: str
     backtest_scores: _containers.ScalarMap[str, float]
     provisioning: Provisioning
-    def __init__(self, ref: _Optional[_Union[WorkloadRef, _Mapping]] = ..., source: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., target_value: _Optional[float] = ..., observed_value: _Optional[float] = ..., served_value: _Optional[float] = ..., last_refresh: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast_age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., forecast_model: _Optional[str] = ..., fitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_losses: _Optional[_Mapping[str, float]] = ..., model_version: _Optional[str] = ..., backtest_scores: _Optional[_Mapping[str, float]] = ..., provisioning: _Optional[_Union[Provisioning, _Mapping]] = ...) -> None: ...
+    owner: str
+    def __init__(self, ref: _Optional[_Union[WorkloadRef, _Mapping]] = ..., source: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., target_value: _Optional[float] = ..., observed_value: _Optional[float] = ..., served_value: _Optional[float] = ..., last_refresh: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast_age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., forecast_model: _Optional[str] = ..., fitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_losses: _Optional[_Mapping[str, float]] = ..., model_version: _Optional[str] = ..., backtest_scores: _Optional[_Mapping[str, float]] = ..., provisioning: _Optional[_Union[Provisioning, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class Provisioning(_message.Message):
     __slots__ = ("basis", "plan", "target_shortfall", "attainable", "chosen", "headroom", "replayed_hours", "reason")

@@ -19,6 +19,7 @@ from helios.engine.replay.provision import GUARD_DROP
 from helios.engine.types import Forecast, Series
 
 from ..config.settings import Settings
+from .cluster import Cluster
 from .insights import Insights
 from .runner import FitTimeout, ModelRunner, WorkerDied
 from .state import Snapshot, WorkloadKey, current_choice, plan_for
@@ -43,14 +44,19 @@ class Rejected(ValueError):
 
 class Inquiries:
     def __init__(self, workloads: Workloads, runner: ModelRunner, insights: Insights, settings: Settings,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], cluster: Cluster | None = None) -> None:
         self._workloads = workloads
+        self._cluster = cluster
         self._runner = runner
         self._insights = insights
         self._settings = settings
         self._clock = clock
 
     # --- tracked workloads -------------------------------------------------------------------------
+
+    def owner_of(self, key: WorkloadKey) -> str:
+        """The replica that refreshes the workload (runtime/cluster.py); "" with one replica."""
+        return (self._cluster.owner(key) or "") if self._cluster is not None else ""
 
     def tracked(self, key: WorkloadKey) -> Snapshot:
         snap = self._workloads.snapshot(key)

@@ -225,6 +225,7 @@ class Admin(pb_grpc.AdminServicer):
             forecast_age_seconds=now - snap.forecast_at if snap.forecast_at else 0.0,
             selection_losses=_numbers((snap.model_details or {}).get("losses")), model_version=snap.model_version,
             backtest_scores=_numbers(snap.backtest), provisioning=self._provisioning(snap),
+            owner=self._ask.owner_of(t.key),
         )
         if snap.observed is not None:
             row.observed_value = snap.observed

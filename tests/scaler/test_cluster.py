@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from helios.scaler.pb import admin_pb2 as admin_pb
 from helios.scaler.runtime.cluster import rendezvous
 
 from ..helpers import fast_settings
@@ -77,6 +78,9 @@ async def test_each_workload_has_one_owner_and_every_replica_answers_the_same(re
         va = (await ca.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
         vb = (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
         assert va == vb
+    listed = await cb.admin.ListWorkloads(admin_pb.ListWorkloadsRequest(), timeout=5)
+    owners = {(w.ref.namespace, w.ref.name, w.ref.metric_name): w.owner for w in listed.workloads}
+    assert owners == {**dict.fromkeys(owned(a), "a"), **dict.fromkeys(owned(b), "b")}
     fitted = sum(m.labels("baseline", "fit")._sum.get() > 0 for m in fits)
     assert fitted == 2  # both fitted something, and only what they own:
     counts = [sum(s.value for s in m.collect()[0].samples if s.name.endswith("_count")

@@ -1,0 +1,220 @@
+"""Replicas that share the work (issue 17): 3 `helios serve` processes and a real redis-server on this
+machine, a client that round-robins KEDA's calls over the three, then one replica killed with SIGKILL.
+
+Measures, in order:
+  1. registration and the KEDA/HPA mix (benchmarks/load.py's) at --rate for --seconds: errors, p50/p99;
+  2. ownership: each replica's helios_owned_workloads (a third each?) and its fits (one per workload?);
+  3. agreement: GetMetrics for --sample workloads asked of all three at once: identical answers?
+  4. failover: SIGKILL one replica while the mix runs; seconds until the other two own every workload,
+     the share of calls that failed meanwhile, and whether every workload still has a forecast;
+  5. with --outage S: redis-server stopped for S seconds and started again: errors during and after.
+
+    .venv/bin/python benchmarks/replicas.py --scaledobjects 600 --rate 140 --seconds 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).parent))
+import load  # noqa: E402 - benchmarks/load.py: the ScaledObjects, their registration and KEDA's mix
+
+from helios.scaler.pb import externalscaler_pb2 as pb  # noqa: E402
+from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
+
+HELIOS = str(Path(sys.executable).parent / "helios")
+TTL = 10
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
+    port = load_free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, port
+
+
+def load_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_replica(folder: Path, name: str, redis_port: int) -> tuple[subprocess.Popen, int, int]:
+    env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_LOG_LEVEL": "INFO",
+           "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0", "HELIOS_ANOMALY__DETECTOR": "zscore",
+           "HELIOS_STATE__REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HELIOS_STATE__REPLICA_ID": name,
+           "HELIOS_STATE__HEARTBEAT_TTL": str(TTL)}
+    log = folder / f"{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0"], env=env, stderr=out,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (m := re.search(r"helios serving.*?grpc_port\W+(\d+).*?metrics_port\W+(\d+)", log.read_text())):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"{name} did not start:\n" + log.read_text())
+        time.sleep(0.1)
+    return proc, int(m.group(1)), int(m.group(2))
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "helios_model_fit_duration_seconds_count" and s.labels.get("operation") == "fit":
+                out["fits"] = out.get("fits", 0) + s.value
+            elif s.name in ("helios_owned_workloads", "helios_cluster_members"):
+                out[s.name] = s.value
+            elif s.name == "helios_redis_errors_total":
+                out["redis_errors"] = out.get("redis_errors", 0) + s.value
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scaledobjects", type=int, default=3000)
+    parser.add_argument("--rate", type=float, default=None, help="calls/s (default: the model's, 7 per SO per 30 s)")
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--outage", type=float, default=0.0, help="seconds redis-server is stopped (0: skip)")
+    args = parser.parse_args()
+    rate = args.rate or args.scaledobjects * len(load.MIX) / 30
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        redis_proc, redis_port = start_redis(folder)
+        replicas = {name: start_replica(folder, name, redis_port) for name in ("r0", "r1", "r2")}
+        try:
+            channels = {n: grpc.aio.insecure_channel(f"127.0.0.1:{g}") for n, (_, g, _) in replicas.items()}
+            stubs = [pb_grpc.ExternalScalerStub(c) for c in channels.values()]  # round robin over the three
+            objects = load.refs(args.scaledobjects)
+            t0 = time.perf_counter()
+            names = await load.register(stubs, objects)
+            print(f"registered {len(objects)} ScaledObjects over 3 replicas in {time.perf_counter() - t0:.0f}s",
+                  file=sys.stderr)
+            server = psutil.Process(next(iter(replicas.values()))[0].pid)
+            latencies, errors, achieved, _ = await load.drive(stubs, objects, names, rate, args.seconds, server,
+                                                             load.MIX)
+            ms = np.array(latencies) * 1000
+            p50, p99 = np.percentile(ms, [50, 99])
+            print(f"\n| replicas | ScaledObjects | calls/s | errors | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n"
+                  f"| 3 | {len(objects)} | {achieved:.0f} | {sum(errors.values())} {errors or ''} | {p50:.1f} | "
+                  f"{p99:.1f} |")
+            metrics = {n: scrape(m) for n, (_, _, m) in replicas.items()}
+            print("\n| replica | owned workloads | share | fits |\n|---|---|---|---|")
+            for n, m in metrics.items():
+                owned = m.get("helios_owned_workloads", 0)
+                print(f"| {n} | {owned:.0f} | {owned / len(objects):.1%} | {m.get('fits', 0):.0f} |")
+            total_fits = sum(m.get("fits", 0) for m in metrics.values())
+            print(f"\nfits per workload: {total_fits / len(objects):.2f}")
+            await agreement(channels, objects, names, args.sample)
+            await failover(replicas, channels, stubs, objects, names, rate)
+            if args.outage:
+                await outage(redis_proc, redis_port, folder, list(channels.values())[:2], objects, names, rate,
+                             args.outage)
+            for c in channels.values():
+                await c.close()
+        finally:
+            for proc, _, _ in replicas.values():
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(30)
+            redis_proc.terminate()
+
+
+async def agreement(channels, objects, names, sample: int) -> None:
+    rng = np.random.default_rng(3)
+    picks = rng.choice(len(objects), size=min(sample, len(objects)), replace=False)
+    stubs = [pb_grpc.ExternalScalerStub(c) for c in channels.values()]
+    differ = 0
+    for i in picks:
+        request = pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i])
+        values = await asyncio.gather(*(s.GetMetrics(request, timeout=5) for s in stubs))
+        differ += len({v.metricValues[0].metricValueFloat for v in values}) > 1
+    print(f"\nanswers asked of all three at once: {len(picks) - differ} of {len(picks)} identical")
+
+
+async def failover(replicas, channels, stubs, objects, names, rate: float) -> None:
+    victim = "r2"
+    proc = replicas[victim][0]
+    survivors = {n: r for n, r in replicas.items() if n != victim}
+    live = [pb_grpc.ExternalScalerStub(channels[n]) for n in survivors]
+    os.killpg(proc.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    calls, failed, owned_at = 0, 0, None
+    rng = np.random.default_rng(5)
+    while time.monotonic() - killed < 3 * TTL + 20:
+        i = int(rng.integers(len(objects)))
+        calls += 1
+        try:  # KEDA's client would drop the dead address; calls to the live ones are what count
+            await live[calls % 2].GetMetrics(pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]),
+                                             timeout=5)
+        except grpc.aio.AioRpcError:
+            failed += 1
+        if owned_at is None and calls % 50 == 0:
+            owned = sum(scrape(m).get("helios_owned_workloads", 0) for _, _, m in survivors.values())
+            if owned >= len(objects):
+                owned_at = time.monotonic() - killed
+        await asyncio.sleep(1 / rate * 3)
+    lost = 0
+    for i in range(len(objects)):
+        try:
+            await live[i % 2].GetMetrics(pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]),
+                                         timeout=5)
+        except grpc.aio.AioRpcError:
+            lost += 1
+    owned_text = f"{owned_at:.1f} s" if owned_at is not None else "not within the window"
+    print(f"\nSIGKILL of {victim}: the other two own every workload after {owned_text} (TTL {TTL} s); "
+          f"{failed} of {calls} calls to them failed meanwhile ({failed / max(calls, 1):.2%}); "
+          f"workloads without an answer afterwards: {lost}")
+
+
+async def outage(redis_proc, redis_port, folder, channels, objects, names, rate, seconds: float) -> None:
+    stubs = [pb_grpc.ExternalScalerStub(c) for c in channels]
+    redis_proc.terminate()
+    redis_proc.wait(10)
+    failed = calls = 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        i = calls % len(objects)
+        calls += 1
+        try:
+            await stubs[calls % 2].GetMetrics(pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]),
+                                              timeout=5)
+        except grpc.aio.AioRpcError:
+            failed += 1
+        await asyncio.sleep(1 / rate * 3)
+    subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    await asyncio.sleep(2 * TTL)
+    after = 0
+    for i in range(len(objects)):
+        try:
+            await stubs[i % 2].GetMetrics(pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]),
+                                          timeout=5)
+        except grpc.aio.AioRpcError:
+            after += 1
+    print(f"\nredis-server stopped {seconds:.0f} s: {failed} of {calls} calls failed during it; "
+          f"{after} workloads without an answer {2 * TTL} s after it came back")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
