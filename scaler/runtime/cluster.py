@@ -86,6 +86,7 @@ class Cluster:
         self._registered_at: dict[WorkloadKey, float] = {}  # when this replica last registered each
         self._dirty: set[WorkloadKey] = set()  # owned snapshots to publish
         self._saved_artifacts: dict[WorkloadKey, tuple[int, int]] = {}
+        self._unlisted: dict[WorkloadKey, int] = {}  # copies not in the registry: rounds since
         self._wake = asyncio.Event()
         self._publish = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -174,9 +175,11 @@ class Cluster:
             self._registered_at.update(dict.fromkeys(due, now))
         registry = await r.hgetall(f"{self._p}:workloads")
         owned = 0
+        listed: set[WorkloadKey] = set()
         for raw in registry.values():
             trigger, asked = pickle.loads(raw)
             key = trigger.key
+            listed.add(key)
             if not self.owns(key):
                 if self._record_of(key) is not None:
                     self._telemetry.ownership_moves.inc()
@@ -195,6 +198,18 @@ class Cluster:
             else:
                 self._seen(key, asked)
         self._telemetry.owned_workloads.set(owned)
+        # Copies of workloads their owner dropped (idle) go here too, once unlisted for a whole TTL: after
+        # Redis lost its data the replicas register again within a third of one.
+        for snap in self._store.all():
+            key = snap.trigger.key
+            recently = key in self._asked and now - self._asked[key][1] < 3 * self._ttl
+            if key in listed or recently or self._record_of(key) is not None:
+                self._unlisted.pop(key, None)
+            elif (rounds := self._unlisted.get(key, 0) + 1) > 3:
+                self._store.remove(key)
+                self._unlisted.pop(key, None)
+            else:
+                self._unlisted[key] = rounds
 
     async def _publisher(self) -> None:
         while True:
