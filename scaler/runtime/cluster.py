@@ -166,6 +166,7 @@ class Cluster:
         if members != self.members:
             log.info("cluster members changed", extra={"members": members, "replica": self.replica_id})
             self.members = members
+            await r.publish(f"{self._p}:events", b"members")  # the others look again now, not a round later
         self._telemetry.cluster_members.set(len(members))
         due = {k: v for k, v in self._asked.items() if now - self._registered_at.get(k, -1e18) >= self._ttl / 3}
         if due:
@@ -248,7 +249,7 @@ class Cluster:
                     if message["type"] != "message":
                         continue
                     data = message["data"]
-                    if data == b"workloads":
+                    if data in (b"workloads", b"members"):
                         self._wake.set()
                     elif data.startswith(b"snap "):
                         await self._copy(data[5:].decode())
