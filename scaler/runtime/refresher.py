@@ -80,7 +80,7 @@ class Refresher:
             if self._context is not None:
                 self._context.start(key, w)
             log.info("workload registered", extra={"workload": "/".join(key), "source": trigger.source})
-        elif self._workloads.snapshot(key).trigger != trigger:  # the ScaledObject was edited
+        elif (current := self._workloads.snapshot(key).trigger) is not trigger and current != trigger:  # edited
             self._workloads.publish(key, trigger=trigger)
             if self._context is not None and w.context_task is None:  # context turned on, say
                 self._context.start(key, w)

@@ -8,6 +8,7 @@ SLOW_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0)
 
 class Telemetry:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._calls: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         # The seed's names: "inference" is every answer Helios gives, KEDA's calls and the admin API's.
         self.requests = Counter(
             "helios_inference_requests", "gRPC calls handled, by rpc and status code",
@@ -70,3 +71,12 @@ class Telemetry:
     def open_streams(self, rpc: str) -> Gauge:
         """The gauge of open streams of one streaming rpc."""
         return self.metric_spec_streams if rpc == "StreamMetricSpec" else self.active_streams
+
+    def call_instruments(self, rpc: str, code: str) -> tuple[Counter, Histogram]:
+        """The request counter's and the duration histogram's children for one rpc and status, made once:
+        `labels()` hashes and validates its arguments on every call, a measurable share of a GetMetrics."""
+        key = (rpc, code)
+        found = self._calls.get(key)
+        if found is None:
+            found = self._calls[key] = (self.requests.labels(rpc, code), self.request_seconds.labels(rpc))
+        return found

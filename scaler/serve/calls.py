@@ -72,8 +72,9 @@ def unary(handler):
             await context.abort(code, message)
         finally:
             elapsed = time.perf_counter() - started
-            telemetry.requests.labels(method, code.name).inc()
-            telemetry.request_seconds.labels(method).observe(elapsed)
+            requests, seconds = telemetry.call_instruments(method, code.name)
+            requests.inc()
+            seconds.observe(elapsed)
             _summarise(self, method, request, code, elapsed)
 
     return call
