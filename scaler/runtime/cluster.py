@@ -90,6 +90,7 @@ class Cluster:
         self._wake = asyncio.Event()
         self._publish = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._closed = False
         store.on_put = self._put
 
     # --- what the refresher asks ------------------------------------------------------------------
@@ -137,13 +138,21 @@ class Cluster:
                         loop.create_task(self._listen(), name="cluster listen")]
 
     async def close(self, leave: bool = True) -> None:
-        """Stop; `leave`: remove this replica's member key so the others take over at once."""
+        """Stop (once); `leave`: remove this replica's member key so the others take over at once. Each
+        step is bounded: a Redis that does not answer must not hold up a shutdown."""
+        if self._closed:
+            return
+        self._closed = True
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         if leave:
-            await self._safe(self._redis.delete(f"{self._p}:member:{self.replica_id}"))
-        await self._redis.aclose()
+            await self._safe(asyncio.wait_for(self._redis.delete(f"{self._p}:member:{self.replica_id}"), 2))
+        try:
+            await asyncio.wait_for(self._redis.aclose(), 2)
+        except (TimeoutError, RedisError):
+            pass
 
     async def _coordinate(self) -> None:
         while True:
@@ -242,19 +251,24 @@ class Cluster:
 
     async def _listen(self) -> None:
         while True:
+            pubsub = self._redis.pubsub()
             try:
-                pubsub = self._redis.pubsub()
                 await pubsub.subscribe(f"{self._p}:events")
-                async for message in pubsub.listen():
-                    if message["type"] != "message":
+                while True:  # polled with a timeout, not listen(): a dropped connection surfaces at once
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
                         continue
                     data = message["data"]
                     if data in (b"workloads", b"members"):
                         self._wake.set()
                     elif data.startswith(b"snap "):
                         await self._copy(data[5:].decode())
-            except RedisError as e:
+            except (RedisError, OSError) as e:  # (cancelled at close: the client's own close ends the connection)
                 self._error("listen", e)
+                try:
+                    await asyncio.wait_for(pubsub.aclose(), 1)
+                except (TimeoutError, RedisError, OSError):
+                    pass
                 await asyncio.sleep(self._ttl / 3)
 
     async def _copy(self, name: str) -> None:
@@ -268,7 +282,7 @@ class Cluster:
     async def _safe(self, call) -> None:
         try:
             await call
-        except RedisError as e:
+        except (RedisError, TimeoutError) as e:
             self._error("write", e)
 
     def _error(self, where: str, error: Exception) -> None:
