@@ -128,8 +128,8 @@ async def main() -> None:
             await agreement(channels, objects, names, args.sample)
             await failover(replicas, channels, stubs, objects, names, rate)
             if args.outage:
-                await outage(redis_proc, redis_port, folder, list(channels.values())[:2], objects, names, rate,
-                             args.outage)
+                redis_proc = await outage(redis_proc, redis_port, folder, list(channels.values())[:2], objects,
+                                          names, rate, args.outage)
             for c in channels.values():
                 await c.close()
         finally:
@@ -138,6 +138,7 @@ async def main() -> None:
                     os.killpg(proc.pid, signal.SIGTERM)
                     proc.wait(30)
             redis_proc.terminate()
+            redis_proc.wait(10)
 
 
 async def agreement(channels, objects, names, sample: int) -> None:
@@ -192,7 +193,8 @@ async def failover(replicas, channels, stubs, objects, names, rate: float) -> No
           f"workloads without an answer afterwards: {lost}")
 
 
-async def outage(redis_proc, redis_port, folder, channels, objects, names, rate, seconds: float) -> None:
+async def outage(redis_proc, redis_port, folder, channels, objects, names, rate, seconds: float):
+    """Stop redis-server for `seconds`, then start it again; returns the new process (stopped at the end)."""
     stubs = [pb_grpc.ExternalScalerStub(c) for c in channels]
     redis_proc.terminate()
     redis_proc.wait(10)
@@ -207,8 +209,8 @@ async def outage(redis_proc, redis_port, folder, channels, objects, names, rate,
         except grpc.aio.AioRpcError:
             failed += 1
         await asyncio.sleep(1 / rate * 3)
-    subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    restarted = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
     await asyncio.sleep(2 * TTL)
     after = 0
     for i in range(len(objects)):
@@ -219,6 +221,7 @@ async def outage(redis_proc, redis_port, folder, channels, objects, names, rate,
             after += 1
     print(f"\nredis-server stopped {seconds:.0f} s: {failed} of {calls} calls failed during it; "
           f"{after} workloads without an answer {2 * TTL} s after it came back")
+    return restarted
 
 
 if __name__ == "__main__":
