@@ -180,17 +180,23 @@ async def failover(replicas, channels, stubs, objects, names, rate: float) -> No
             if owned >= len(objects):
                 owned_at = time.monotonic() - killed
         await asyncio.sleep(1 / rate * 3)
-    lost = 0
-    for i in range(len(objects)):
-        try:
-            await live[i % 2].GetMetrics(pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]),
-                                         timeout=5)
-        except grpc.aio.AioRpcError:
-            lost += 1
+    lost = await unanswered(live, objects, names)
     owned_text = f"{owned_at:.1f} s" if owned_at is not None else "not within the window"
     print(f"\nSIGKILL of {victim}: the other two own every workload after {owned_text} (TTL {TTL} s); "
           f"{failed} of {calls} calls to them failed meanwhile ({failed / max(calls, 1):.2%}); "
           f"workloads without an answer afterwards: {lost}")
+
+
+async def unanswered(stubs, objects, names) -> int:
+    """How many workloads get no answer, each asked once, round robin over `stubs`."""
+    missing = 0
+    for i in range(len(objects)):
+        try:
+            await stubs[i % len(stubs)].GetMetrics(
+                pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]), timeout=5)
+        except grpc.aio.AioRpcError:
+            missing += 1
+    return missing
 
 
 async def outage(redis_proc, redis_port, folder, channels, objects, names, rate, seconds: float):
@@ -212,13 +218,7 @@ async def outage(redis_proc, redis_port, folder, channels, objects, names, rate,
     restarted = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                   "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
     await asyncio.sleep(2 * TTL)
-    after = 0
-    for i in range(len(objects)):
-        try:
-            await stubs[i % 2].GetMetrics(pb.GetMetricsRequest(scaledObjectRef=objects[i], metricName=names[i]),
-                                          timeout=5)
-        except grpc.aio.AioRpcError:
-            after += 1
+    after = await unanswered(stubs, objects, names)
     print(f"\nredis-server stopped {seconds:.0f} s: {failed} of {calls} calls failed during it; "
           f"{after} workloads without an answer {2 * TTL} s after it came back")
     return restarted
