@@ -111,6 +111,8 @@ class Cluster:
     def forget(self, key: WorkloadKey) -> None:
         """The owner dropped the workload (nobody asked for idle_timeout): out of the registry too."""
         self._asked.pop(key, None)
+        if self._closed:
+            return
         self._tasks.append(asyncio.get_running_loop().create_task(self._safe(self._redis.hdel(
             f"{self._p}:workloads", _name(key)))))
 
@@ -154,11 +156,14 @@ class Cluster:
         except (TimeoutError, RedisError):
             pass
 
+    # Every loop ends once closed, even if the client turned a cancellation into a connection error.
     async def _coordinate(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 await self._round()
             except RedisError as e:
+                if self._closed:
+                    return
                 self._error("coordinate", e)
             try:
                 await asyncio.wait_for(self._wake.wait(), self._ttl / 3)
@@ -222,13 +227,15 @@ class Cluster:
                 self._unlisted[key] = rounds
 
     async def _publisher(self) -> None:
-        while True:
+        while not self._closed:
             await self._publish.wait()
             self._publish.clear()
             keys, self._dirty = self._dirty, set()
             try:
                 await self._write(keys)
             except RedisError as e:
+                if self._closed:
+                    return
                 self._error("publish", e)
                 self._dirty |= keys  # again at the next put
             await asyncio.sleep(0.05)  # puts of one refresh come in a burst: publish them together
@@ -250,11 +257,11 @@ class Cluster:
         await pipe.execute()
 
     async def _listen(self) -> None:
-        while True:
+        while not self._closed:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(f"{self._p}:events")
-                while True:  # polled with a timeout, not listen(): a dropped connection surfaces at once
+                while not self._closed:  # polled with a timeout, not listen(): a dropped connection surfaces at once
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
                         continue
@@ -264,6 +271,8 @@ class Cluster:
                     elif data.startswith(b"snap "):
                         await self._copy(data[5:].decode())
             except (RedisError, OSError) as e:  # (cancelled at close: the client's own close ends the connection)
+                if self._closed:
+                    return
                 self._error("listen", e)
                 try:
                     await asyncio.wait_for(pubsub.aclose(), 1)

@@ -149,12 +149,12 @@ class Refresher:
                 await asyncio.sleep(self._metrics.refresh_interval * random.uniform(0.75, 1.25))
                 if self._clock() - w.last_seen > self._metrics.idle_timeout:
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})
+                    if self._cluster is not None:  # nobody asks any replica: out of the registry (not at shutdown)
+                        self._cluster.forget(key)
                     break
         finally:
-            if not w.released:  # handed to another replica: its snapshot stays, and so does its registration
+            if not w.released:  # handed to another replica: its snapshot stays as a copy
                 self._workloads.drop(key)
-                if self._cluster is not None:
-                    self._cluster.forget(key)
             for task in (w.replay, w.insights, w.context_task):
                 if task is not None:
                     task.cancel()
