@@ -73,7 +73,8 @@ def admit_server(url: str, configured: str, allowed: Sequence[str] | None, resol
     with those two properties."""
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
+        host = parts.hostname
+        parts.port  # noqa: B018 - a port that is no number raises here, as an unclosed [IPv6 literal does
     except ValueError as e:  # a port that is no number, an unclosed [IPv6 literal
         raise Refused(key, f"not a URL ({e})") from None
     if parts.scheme not in ("http", "https") or not host:
@@ -82,8 +83,7 @@ def admit_server(url: str, configured: str, allowed: Sequence[str] | None, resol
         raise Refused(key, "must not carry user info (user:password@): credentials are the operator's, in "
                            "sources.prometheus")
     normalised = url.rstrip("/")
-    if normalised != configured.rstrip("/") and allowed is not None and not _listed(parts.scheme, host, port,
-                                                                                    normalised, allowed):
+    if normalised != configured.rstrip("/") and allowed is not None and not _listed(host, normalised, allowed):
         listed = ", ".join(allowed) if allowed else "none besides it"
         raise Refused(key, f"not an allowed server: the configured {configured} (sources.prometheus.url) and "
                            f"sources.prometheus.allowed_servers: {listed}")
@@ -97,7 +97,7 @@ def admit_server(url: str, configured: str, allowed: Sequence[str] | None, resol
     return normalised
 
 
-def _listed(scheme: str, host: str, port: int | None, url: str, allowed: Sequence[str]) -> bool:
+def _listed(host: str, url: str, allowed: Sequence[str]) -> bool:
     for entry in allowed:
         if "://" in entry:  # a URL: this server, or a path below it
             base = entry.rstrip("/")
