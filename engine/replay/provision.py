@@ -8,10 +8,12 @@ Two ladders of plans are replayed, each ordered from cheapest to most generous:
   0.5 to 0.95, then the 0.95 quantile raised by a margin;
 - headroom: the observed value raised by 0 to 150 % (reactive scaling with a lower HPA target).
 Along a ladder the shortfall falls as the cost rises, so a bisection finds each ladder's cheapest
-plan that meets the target in a few replays. The cheaper of the two wins; when headroom meets the
-target for less, Helios serves headroom, because a forecast that costs more than headroom for the
-same shortfall is not worth serving. When neither meets the target within the cap, the plan with
-the least shortfall within the cap wins, and the choice says the target is not attainable.
+plan that meets the target in a few replays. A forecast plan is served only when it beats headroom
+twice over in the replay: at its own replica-hours it is short less often and of less demand than
+headroom (the equal-cost ratios the benchmarks judge by), and it meets the target for FORECAST_EDGE
+less than headroom does. Otherwise Helios serves headroom: a forecast that does not pay for itself
+against a lower HPA target is not worth serving. When no plan meets the target within the cap, the
+least short of them wins, and the choice says the target is not attainable.
 
 The replay uses the forecasts the model would have made at each past origin (Forecaster.backcast:
 data up to each origin only) and the same answer rule as GetMetrics (engine.demand).
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from ..demand import Provisioning, next_window_change, provisioned_demand
 from ..types import Forecast, Series
-from .frontier import HEADROOMS
+from .frontier import HEADROOMS, Point, equal_cost_ratio
 from .loop import Cluster, Demand, simulate
 
 FORECAST_LADDER = (
@@ -33,10 +35,11 @@ FORECAST_LADDER = (
     *(Provisioning("forecast", 0.95, m) for m in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)),
 )
 HEADROOM_LADDER = tuple(Provisioning("headroom", margin=h) for h in HEADROOMS)
-# A replay of a day or two estimates each plan's cost within a few percent, and a workload whose plan flips at every
-# refit runs a mix that is worse than either plan. So a forecast must beat headroom by FORECAST_EDGE to be
-# served (headroom is the safer of equals), and the plan in force stays while it still meets the target
-# for at most STICKY more than the newly cheapest.
+# A replay of two days estimates each plan's cost within a few percent, and a workload whose plan flips at every
+# refit runs a mix that is worse than either plan. So a forecast must meet the target for FORECAST_EDGE less
+# than headroom to be served (headroom is the safer of equals), and the plan in force stays while it still
+# meets the target for at most STICKY more than the newly cheapest of its own basis. Across bases the edge
+# alone decides: keeping a forecast that no longer beats headroom by it would serve what the rule refuses.
 FORECAST_EDGE = 0.03
 STICKY = 0.05
 
@@ -130,30 +133,17 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
     cap = slo.cost_cap * reactive
     forecast = _best(FORECAST_LADDER, replay, slo.target_shortfall, cap)
     headroom = _best(HEADROOM_LADDER, replay, slo.target_shortfall, cap)  # rung 0 is reactive: never None
-    target = f"{100 * slo.target_shortfall:.3g}%"
-    candidates = [r for r in (forecast, headroom) if r is not None]
-    meets = [r for r in candidates if _meets(r, slo.target_shortfall, cap)]
-    if meets:
-        chosen = min(meets, key=lambda r: (r.replica_hours * (1 - FORECAST_EDGE if r is forecast else 1),
-                                           r.underprovisioned_fraction))
-        if len(meets) == 2:
-            why = f"the cheapest plan meeting the {target} shortfall target in the replay"
-            if chosen is headroom:
-                why += f": the forecast does not beat headroom by {100 * FORECAST_EDGE:g}% or more"
-        else:
-            why = f"the only plan meeting the {target} shortfall target within {slo.cost_cap:g}x reactive's cost"
-    else:
-        chosen = min(candidates, key=lambda r: (r.underprovisioned_fraction, r.replica_hours))
-        why = (f"the {target} shortfall target is not attainable within {slo.cost_cap:g}x reactive's replica-hours; "
-               f"the least shortfall within the cap")
-    if meets and previous is not None and previous != chosen.plan:
+    versus = versus_headroom(forecast, replay) if forecast is not None else None
+    chosen, attainable, why = _pick(forecast, versus, headroom, slo, cap)
+    if attainable and previous is not None and previous.basis == chosen.plan.basis and previous != chosen.plan:
         kept = replay(previous)
         if _meets(kept, slo.target_shortfall, cap) and kept.replica_hours <= chosen.replica_hours * (1 + STICKY):
+            target = f"{100 * slo.target_shortfall:.3g}%"
             why = (f"kept: it still meets the {target} shortfall target for at most {100 * STICKY:g}% more than "
                    f"{chosen.plan.label}")
             chosen = kept
     why = f"{chosen.plan.label}: {why}"
-    return Choice(chosen.plan, chosen, headroom, reactive, bool(meets), end - start, why, slo, cluster,
+    return Choice(chosen.plan, chosen, headroom, reactive, attainable, end - start, why, slo, cluster,
                   _coverage(tape, history.values[first + 1:]))
 
 
@@ -178,6 +168,67 @@ def guarded(choice: Choice, matured: int, coverage: float) -> Provisioning:
             coverage < choice.forecast_coverage - GUARD_DROP:
         return choice.headroom.plan
     return choice.plan
+
+
+@dataclass(frozen=True)
+class VersusHeadroom:
+    """A forecast plan's replayed shortfalls over headroom's at the same replica-hours, each with the
+    frontier's slack (engine.replay.frontier.equal_cost_ratio): below 1, the forecast is the better buy."""
+
+    time: float  # under-provisioned time
+    demand: float  # unserved demand
+
+    @property
+    def beats(self) -> bool:
+        return self.time <= 1 and self.demand <= 1
+
+    def __str__(self) -> str:
+        return (f"{self.time:.2f}x headroom's under-provisioned time and {self.demand:.2f}x its unserved demand "
+                f"at the same replica-hours")
+
+
+def versus_headroom(plan: Replayed, replay: Callable[[Provisioning], Replayed]) -> VersusHeadroom:
+    """`plan` against the headroom curve at its replica-hours: linear between the two headroom rungs that
+    bracket its cost (found by bisection, as the cost rises along the ladder), flat beyond the ladder's ends."""
+    lo, hi = 0, len(HEADROOM_LADDER) - 1
+    while lo < hi:  # the dearest rung no dearer than the plan
+        mid = (lo + hi + 1) // 2
+        if replay(HEADROOM_LADDER[mid]).replica_hours <= plan.replica_hours:
+            lo = mid
+        else:
+            hi = mid - 1
+    rungs = {replay(HEADROOM_LADDER[i]) for i in (lo, min(lo + 1, len(HEADROOM_LADDER) - 1))}
+    curve = [Point(r.replica_hours, r.underprovisioned_fraction, r.unserved_fraction) for r in rungs]
+    mine = Point(plan.replica_hours, plan.underprovisioned_fraction, plan.unserved_fraction)
+    return VersusHeadroom(equal_cost_ratio(mine, curve, "underprovisioned_fraction"),
+                          equal_cost_ratio(mine, curve, "unserved_fraction"))
+
+
+def _pick(forecast: Replayed | None, versus: VersusHeadroom | None, headroom: Replayed, slo: SLO,
+          cap: float) -> tuple[Replayed, bool, str]:
+    """The better of the forecast ladder's best plan and headroom's, whether the target is attainable, and
+    why (module docstring). A forecast that alone meets the target is served: the target comes first."""
+    target = f"{100 * slo.target_shortfall:.3g}%"
+    meets = [r for r in (forecast, headroom) if r is not None and _meets(r, slo.target_shortfall, cap)]
+    only = f"the only plan meeting the {target} shortfall target within {slo.cost_cap:g}x reactive's cost"
+    unattainable = (f"the {target} shortfall target is not attainable within {slo.cost_cap:g}x reactive's "
+                    f"replica-hours; the least shortfall within the cap")
+    if meets == [forecast]:
+        return forecast, True, only
+    if forecast is not None and versus is not None and not versus.beats:
+        lost = f"; {forecast.plan.label} does not beat headroom at equal cost in the replay ({versus})"
+        return headroom, bool(meets), (f"it meets the {target} shortfall target in the replay" if meets
+                                       else unattainable) + lost
+    if len(meets) == 2:
+        if forecast.replica_hours < (1 - FORECAST_EDGE) * headroom.replica_hours:
+            return forecast, True, f"the cheapest plan meeting the {target} shortfall target in the replay"
+        return headroom, True, (f"the cheapest plan meeting the {target} shortfall target in the replay: the "
+                                f"forecast does not meet it for {100 * FORECAST_EDGE:g}% less than headroom")
+    if meets:
+        return headroom, True, only
+    least = min((r for r in (forecast, headroom) if r is not None),
+                key=lambda r: (r.underprovisioned_fraction, r.replica_hours))
+    return least, False, unattainable
 
 
 def _meets(r: Replayed, target: float, cap: float) -> bool:

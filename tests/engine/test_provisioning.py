@@ -11,9 +11,21 @@ from helios.engine.errors import InsufficientData
 from helios.engine.models import create
 from helios.engine.models.base import Forecaster
 from helios.engine.pipeline import choose_provisioning
+from helios.engine.replay import provision
 from helios.engine.replay.frontier import Point, at_cost, cost_to_reach, equal_cost_ratio
 from helios.engine.replay.loop import Cluster
-from helios.engine.replay.provision import FORECAST_LADDER, HEADROOM_LADDER, SLO, TapePolicy, _best, choose
+from helios.engine.replay.provision import (
+    FORECAST_LADDER,
+    HEADROOM_LADDER,
+    SLO,
+    Replayed,
+    TapePolicy,
+    VersusHeadroom,
+    _best,
+    _pick,
+    choose,
+    versus_headroom,
+)
 from helios.engine.types import Forecast, Series
 
 T0 = 1_700_000_100
@@ -25,10 +37,10 @@ def series(values, start=T0) -> Series:
     return Series(start + STEP * np.arange(len(values)), np.asarray(values, dtype=float))
 
 
-def wave(days=2.0, seed=0, noise=2.0) -> np.ndarray:
+def wave(days=2.0, seed=0, noise=2.0, period=288, amplitude=80.0) -> np.ndarray:
     t = np.arange(int(days * 288))
     rng = np.random.default_rng(seed)
-    return 100 + 80 * np.sin(2 * math.pi * t / 288) + rng.normal(0, noise, t.size)
+    return 100 + amplitude * np.sin(2 * math.pi * t / period) + rng.normal(0, noise, t.size)
 
 
 # --- the frontier -----------------------------------------------------------------------------------
@@ -131,14 +143,15 @@ def cluster(values) -> Cluster:
     return Cluster(target_value=target, capacity=target)
 
 
-def test_on_a_forecastable_daily_wave_the_forecast_meets_the_target_for_less_than_headroom():
-    values = wave(1.5)
+def test_on_a_forecastable_wave_the_forecast_meets_the_target_for_less_than_headroom():
+    # Twice a day from 5 to 195: steep ramps the trend foresees, which headroom must cover at every level.
+    values = wave(1.5, period=144, amplitude=95)
     history, first = series(values), 144
     tape = create("baseline", step=STEP).backcast(history, first, 2)
     choice = choose(history, first, tape, 300, SLO(0.02), cluster(values))
     assert choice.plan.basis == "forecast" and choice.attainable
     assert choice.replayed.underprovisioned_fraction <= 0.02
-    assert choice.replayed.replica_hours < choice.headroom.replica_hours
+    assert choice.replayed.replica_hours < (1 - provision.FORECAST_EDGE) * choice.headroom.replica_hours
     assert choice.replayed_seconds == pytest.approx((len(values) - 1 - first) * STEP)
     assert choice.replayed.plan == choice.plan
     assert 0.6 <= choice.forecast_coverage <= 0.95  # the baseline's 80 % interval, calibrated, in the replay
@@ -171,8 +184,6 @@ def test_the_bisection_finds_the_cheapest_rung_an_exhaustive_search_finds():
     history, first = series(values), 144
     tape = create("baseline", step=STEP).backcast(history, first, 2)
     c = cluster(values)
-    from helios.engine.replay import provision
-
     results = {}
 
     def replay(plan):
@@ -209,8 +220,6 @@ def test_slo_values_outside_their_ranges_are_refused():
 
 
 def test_the_plan_in_force_stays_while_it_meets_the_target_for_little_more_and_goes_otherwise():
-    from helios.engine.replay import provision
-
     values = wave(1.5, seed=5, noise=6)
     history, first, c = series(values), 144, cluster(values)
     tape = create("baseline", step=STEP).backcast(history, first, 2)
@@ -228,9 +237,72 @@ def test_the_plan_in_force_stays_while_it_meets_the_target_for_little_more_and_g
             continue
         o = outcome(plan)
         limit = min(fresh.replayed.replica_hours * (1 + provision.STICKY), 2 * fresh.reactive_replica_hours)
-        stays = o.underprovisioned_fraction <= 0.03 and o.replica_hours <= limit
+        # Only within the basis in force: across bases the forecast's edge over headroom decides alone.
+        stays = plan.basis == fresh.plan.basis and o.underprovisioned_fraction <= 0.03 and o.replica_hours <= limit
         again = choose(history, first, tape, 300, SLO(0.03), c, previous=plan)
         assert (again.plan == plan) is stays, plan
         assert ("kept" in again.reason) is stays
         checked += stays
     assert checked >= 1  # the rule was exercised both ways
+
+
+# --- forecast or headroom -----------------------------------------------------------------------------
+
+def rung(basis, cost, under, unserved=0.0, margin=0.1) -> Replayed:
+    return Replayed(Provisioning(basis, 0.9 if basis == "forecast" else 0.7, margin), under, unserved, cost)
+
+
+CLEARLY = VersusHeadroom(time=0.5, demand=0.6)  # a forecast plan half as often short as headroom at its cost
+
+
+def test_a_forecast_is_served_only_when_it_meets_the_target_for_the_edge_less_than_headroom():
+    headroom, cap = rung("headroom", 100, 0.015), 1000
+    slightly = rung("forecast", 100 * (1 - provision.FORECAST_EDGE) + 1, 0.01)  # cheaper, but not by the edge
+    chosen, attainable, why = _pick(slightly, CLEARLY, headroom, SLO(0.02), cap)
+    assert chosen is headroom and attainable and f"{100 * provision.FORECAST_EDGE:g}% less" in why
+    clearly = rung("forecast", 100 * (1 - provision.FORECAST_EDGE) - 1, 0.01)
+    chosen, attainable, _ = _pick(clearly, CLEARLY, headroom, SLO(0.02), cap)
+    assert chosen is clearly and attainable
+
+
+def test_a_forecast_that_does_not_beat_headroom_at_equal_cost_is_not_served():
+    headroom, cheap = rung("headroom", 100, 0.015), rung("forecast", 80, 0.01)
+    for versus in (VersusHeadroom(time=0.5, demand=1.2), VersusHeadroom(time=1.3, demand=0.5)):
+        chosen, attainable, why = _pick(cheap, versus, headroom, SLO(0.02), 1000)
+        assert chosen is headroom and attainable
+        assert "does not beat headroom at equal cost" in why and f"{versus.demand:.2f}x its unserved" in why
+    # Neither meets the target: the least short is headroom's, even if the forecast is less often short.
+    short_h, short_f = rung("headroom", 190, 0.03), rung("forecast", 195, 0.025, 0.02)
+    chosen, attainable, why = _pick(short_f, VersusHeadroom(time=0.9, demand=1.1), short_h, SLO(0.02), 200)
+    assert chosen is short_h and not attainable and "not attainable" in why
+    chosen, _, _ = _pick(short_f, VersusHeadroom(time=0.9, demand=0.9), short_h, SLO(0.02), 200)
+    assert chosen is short_f
+
+
+def test_a_forecast_that_alone_meets_the_target_is_served_whatever_the_equal_cost_ratios():
+    headroom, forecast = rung("headroom", 199, 0.03), rung("forecast", 150, 0.015)
+    chosen, attainable, why = _pick(forecast, VersusHeadroom(time=0.8, demand=1.5), headroom, SLO(0.02), 200)
+    assert chosen is forecast and attainable and "only plan meeting" in why
+
+
+def test_versus_headroom_reads_the_curve_between_the_two_rungs_that_bracket_the_cost():
+    costs = {p: 100 * (1 + p.margin) for p in HEADROOM_LADDER}  # +0 % costs 100, +10 % costs 110, ...
+    asked = []
+
+    def replay(plan):
+        asked.append(plan)
+        return rung("headroom", costs[plan], 0.2 / (1 + 10 * plan.margin), 0.02 / (1 + 10 * plan.margin), plan.margin)
+
+    plan = rung("forecast", 112, 0.01, 0.001)
+    versus = versus_headroom(plan, replay)
+    lo, hi = replay(HEADROOM_LADDER[2]), replay(HEADROOM_LADDER[3])  # +10 % (110) and +15 % (115)
+    curve = [Point(r.replica_hours, r.underprovisioned_fraction, r.unserved_fraction) for r in (lo, hi)]
+    mine = Point(112, 0.01, 0.001)
+    assert versus.time == pytest.approx(equal_cost_ratio(mine, curve, TIME))
+    assert versus.demand == pytest.approx(equal_cost_ratio(mine, curve, "unserved_fraction"))
+    assert versus.beats
+    assert len(set(asked)) <= 6  # a bisection over 14 rungs, not the whole ladder
+    dear = versus_headroom(rung("forecast", 1000, 0.01, 0.001), replay)  # beyond +150 %: the curve is flat
+    top = replay(HEADROOM_LADDER[-1])
+    assert dear.time == pytest.approx((0.01 + 0.005) / (top.underprovisioned_fraction + 0.005))
+    assert not versus_headroom(rung("forecast", 112, 0.2, 0.02), replay).beats
