@@ -8,6 +8,7 @@ HPA's `spec.behavior` (camelCase), with the same defaults.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -59,10 +60,13 @@ class HPA:
     max_replicas: int = 100
     tolerance: float = 0.1
     behavior: Behavior = field(default_factory=Behavior)
-    _recommended_at: deque[float] = field(default_factory=deque)  # when each proposal below was made
-    _recommendations: deque[int] = field(default_factory=deque)  # the unstabilised proposals, oldest first
-    _up_events: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas added)
-    _down_events: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas removed)
+    # The unstabilised proposals of each window as (time, proposal), oldest first, kept only while one could
+    # still be the window's extreme: rising proposals for the scale-up window's lowest, falling ones for the
+    # scale-down window's highest (a sliding minimum and maximum, so a sync costs O(1), not the window's length).
+    _lows: deque[tuple[float, int]] = field(default_factory=deque)
+    _highs: deque[tuple[float, int]] = field(default_factory=deque)
+    _up_events: deque[tuple[float, int]] = field(default_factory=deque)  # (time, replicas added), oldest first
+    _down_events: deque[tuple[float, int]] = field(default_factory=deque)  # (time, replicas removed), oldest first
 
     def proposal(self, metric: float, current: int) -> int:
         """The replica count the metric asks for. The usage ratio divides the total by the *current*
@@ -89,31 +93,23 @@ class HPA:
             self._up_events.append((now, desired - current))
         elif desired < current:
             self._down_events.append((now, current - desired))
-        longest = max(p.period_seconds for r in (self.behavior.scale_up, self.behavior.scale_down) for p in r.policies)
-        self._up_events = [e for e in self._up_events if e[0] > now - longest]
-        self._down_events = [e for e in self._down_events if e[0] > now - longest]
+        # Events are kept in time order: drop from the front those no policy's period reaches any more.
+        # (This runs at every sync of every replay, so the common case, nothing to drop, costs one comparison.)
+        oldest = now - self._longest_period
+        for events in (self._up_events, self._down_events):
+            while events and events[0][0] <= oldest:
+                events.popleft()
         return desired
+
+    @functools.cached_property
+    def _longest_period(self) -> int:
+        return max(p.period_seconds for r in (self.behavior.scale_up, self.behavior.scale_down) for p in r.policies)
 
     def _stabilise(self, now: float, proposal: int, current: int) -> int:
         """Scale up no further than the lowest, down no further than the highest proposal of each
         direction's stabilisation window (the current proposal included)."""
-        up_window = self.behavior.scale_up.stabilization_window_seconds
-        down_window = self.behavior.scale_down.stabilization_window_seconds
-        times, recs = self._recommended_at, self._recommendations
-        keep = max(up_window, down_window)
-        while times and times[0] <= now - keep:  # oldest first: drop what no window reaches any more
-            times.popleft()
-            recs.popleft()
-        # (This runs at every sync of every replay: a window that reaches every kept proposal, as the
-        # default scale-down window does, needs no scan by time.)
-        kept = zip(times, recs, strict=True)
-        up = proposal if up_window == 0 else min([proposal, *(r for w, r in kept if w > now - up_window)])
-        if down_window == keep:
-            down = max(proposal, max(recs)) if recs else proposal
-        else:
-            down = max([proposal, *(r for w, r in zip(times, recs, strict=True) if w > now - down_window)])
-        times.append(now)
-        recs.append(proposal)
+        up = _sliding(self._lows, now, self.behavior.scale_up.stabilization_window_seconds, proposal, min)
+        down = _sliding(self._highs, now, self.behavior.scale_down.stabilization_window_seconds, proposal, max)
         return min(max(current, up), down)
 
     def _rate_limited(self, now: float, desired: int, current: int) -> int:
@@ -125,6 +121,19 @@ class HPA:
                                              self.behavior.scale_down))
             return max(desired, self.min_replicas, limit)
         return desired
+
+
+def _sliding(kept: deque[tuple[float, int]], now: float, window: int, proposal: int, extreme) -> int:
+    """The `extreme` (min or max) of the proposals made within `window` seconds before `now` and of
+    `proposal`, which joins them. `kept` holds only the proposals that can still be the extreme, oldest
+    first, so its front is the window's extreme."""
+    while kept and kept[0][0] <= now - window:
+        kept.popleft()
+    result = extreme(proposal, kept[0][1]) if kept else proposal
+    while kept and extreme(kept[-1][1], proposal) == proposal:  # outlived and matched by the new one
+        kept.pop()
+    kept.append((now, proposal))
+    return result
 
 
 def _changed_within(now: float, period: int, events: Sequence[tuple[float, int]]) -> int:
