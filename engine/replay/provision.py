@@ -22,7 +22,7 @@ data up to each origin only) and the same answer rule as GetMetrics (engine.dema
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..demand import Provisioning, next_window_change, provisioned_demand
@@ -133,7 +133,7 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
     cap = slo.cost_cap * reactive
     forecast = _best(FORECAST_LADDER, replay, slo.target_shortfall, cap)
     headroom = _best(HEADROOM_LADDER, replay, slo.target_shortfall, cap)  # rung 0 is reactive: never None
-    versus = versus_headroom(forecast, replay) if forecast is not None else None
+    versus = versus_headroom(forecast, replay, memo) if forecast is not None else None
     chosen, attainable, why = _pick(forecast, versus, headroom, slo, cap)
     if attainable and previous is not None and previous.basis == chosen.plan.basis and previous != chosen.plan:
         kept = replay(previous)
@@ -187,10 +187,19 @@ class VersusHeadroom:
                 f"at the same replica-hours")
 
 
-def versus_headroom(plan: Replayed, replay: Callable[[Provisioning], Replayed]) -> VersusHeadroom:
+def versus_headroom(plan: Replayed, replay: Callable[[Provisioning], Replayed],
+                    replayed: Mapping[Provisioning, Replayed] | None = None) -> VersusHeadroom:
     """`plan` against the headroom curve at its replica-hours: linear between the two headroom rungs that
-    bracket its cost (found by bisection, as the cost rises along the ladder), flat beyond the ladder's ends."""
+    bracket its cost (found by bisection, as the cost rises along the ladder, starting from the rungs
+    already `replayed`), flat beyond the ladder's ends."""
     lo, hi = 0, len(HEADROOM_LADDER) - 1
+    for i, rung in enumerate(HEADROOM_LADDER):
+        if rung in (replayed or {}):
+            if replayed[rung].replica_hours <= plan.replica_hours:
+                lo = max(lo, i)
+            else:
+                hi = min(hi, i - 1)
+    hi = max(lo, hi)
     while lo < hi:  # the dearest rung no dearer than the plan
         mid = (lo + hi + 1) // 2
         if replay(HEADROOM_LADDER[mid]).replica_hours <= plan.replica_hours:
