@@ -121,7 +121,8 @@ async def test_a_failing_source_keeps_the_last_forecast_served_and_recovery_is_a
     app = await start_app(fast_settings(metrics={"refresh_interval": 0.1, "fetch_timeout": 0.5}),
                           sources={"faulty": source})
     client = client_for(app)
-    md = {"source": "faulty", "targetValue": "10"}
+    # A fixed quantile: the plan is the forecast's, whatever a provisioning replay would choose for this wave.
+    md = {"source": "faulty", "targetValue": "10", "quantile": "0.7"}
     first = await client.get_metrics(md)
     key = ("shop", "web", first.metricName)
     await wait_for(lambda: app.store.get(key).forecast is not None, what="the first forecast")
