@@ -64,6 +64,19 @@ def test_scale_down_waits_for_the_highest_recommendation_of_the_last_300_seconds
     assert hpa.sync(300, 20, 10) == 2  # the 10 at t=0 has left the window; 100% per 15 s allows it all
 
 
+@pytest.mark.parametrize("up, down", [(0, 300), (60, 300), (300, 60), (45, 0)])
+def test_stabilisation_takes_the_extreme_proposal_of_each_window_as_a_full_scan_would(up, down):
+    behavior = Behavior.model_validate({"scaleUp": {"stabilizationWindowSeconds": up},
+                                        "scaleDown": {"stabilizationWindowSeconds": down}})
+    hpa, rng, made = HPA(target=10, behavior=behavior), np.random.default_rng(up + down), []
+    for t in range(0, 3000, 15):
+        proposal, current = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        made.append((t, proposal))
+        lowest = min(p for w, p in made if w > t - up or w == t)
+        highest = max(p for w, p in made if w > t - down or w == t)
+        assert hpa._stabilise(t, proposal, current) == min(max(current, lowest), highest), t
+
+
 def test_a_given_behavior_replaces_the_defaults():
     slow = Behavior.model_validate({"scaleDown": {"stabilizationWindowSeconds": 0,
                                                   "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}})
