@@ -42,19 +42,24 @@ HELIOS = str(Path(sys.executable).parent / "helios")
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen, int]:
-    env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_LOG_LEVEL": "WARNING",
-           "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0"}
-    log = folder / "helios.log"
-    env["HELIOS_LOG_LEVEL"] = "INFO"  # the "serving" line carries the port
+    proc, grpc_port, _ = start_serve(folder / "helios.log", {})
+    return proc, grpc_port
+
+
+def start_serve(log: Path, env: dict[str, str], name: str = "helios serve") -> tuple[subprocess.Popen, int, int]:
+    """`helios serve` on free ports with `env` added, logging to `log`; its process and its gRPC and
+    /metrics ports, read from its "helios serving" line."""
+    env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0", **env,
+           "HELIOS_LOG_LEVEL": "INFO"}  # the "serving" line carries the ports
     with open(log, "w") as out:
         proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0"], env=env, stderr=out,
                                 start_new_session=True)
     deadline = time.monotonic() + 60
-    while not (m := re.search(r"helios serving.*?grpc_port\W+(\d+)", log.read_text())):
+    while not (m := re.search(r"helios serving.*?grpc_port\W+(\d+).*?metrics_port\W+(\d+)", log.read_text())):
         if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit("helios serve did not start:\n" + log.read_text())
+            sys.exit(f"{name} did not start:\n" + log.read_text())
         time.sleep(0.1)
-    return proc, int(m.group(1))
+    return proc, int(m.group(1)), int(m.group(2))
 
 
 def refs(n: int) -> list[pb.ScaledObjectRef]:

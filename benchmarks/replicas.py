@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -37,7 +36,6 @@ import load  # noqa: E402 - benchmarks/load.py: the ScaledObjects, their registr
 from helios.scaler.pb import externalscaler_pb2 as pb  # noqa: E402
 from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
 
-HELIOS = str(Path(sys.executable).parent / "helios")
 TTL = 10
 
 
@@ -58,20 +56,9 @@ def load_free_port() -> int:
 
 
 def start_replica(folder: Path, name: str, redis_port: int) -> tuple[subprocess.Popen, int, int]:
-    env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_LOG_LEVEL": "INFO",
-           "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0", "HELIOS_ANOMALY__DETECTOR": "zscore",
-           "HELIOS_STATE__REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HELIOS_STATE__REPLICA_ID": name,
-           "HELIOS_STATE__HEARTBEAT_TTL": str(TTL)}
-    log = folder / f"{name}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0"], env=env, stderr=out,
-                                start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not (m := re.search(r"helios serving.*?grpc_port\W+(\d+).*?metrics_port\W+(\d+)", log.read_text())):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"{name} did not start:\n" + log.read_text())
-        time.sleep(0.1)
-    return proc, int(m.group(1)), int(m.group(2))
+    return load.start_serve(folder / f"{name}.log", {
+        "HELIOS_ANOMALY__DETECTOR": "zscore", "HELIOS_STATE__REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "HELIOS_STATE__REPLICA_ID": name, "HELIOS_STATE__HEARTBEAT_TTL": str(TTL)}, name)
 
 
 def scrape(port: int) -> dict[str, float]:
