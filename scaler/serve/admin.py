@@ -68,6 +68,9 @@ class Admin(pb_grpc.AdminServicer):
         if steps > inputs.MAX_HORIZON_STEPS:
             problems.append(f"horizon: {request.horizon!r} is {steps} steps; at most {inputs.MAX_HORIZON_STEPS} "
                             "allowed")
+        elif len(series) and series.end + steps * step > inputs.LATEST:
+            problems.append(f"series.step: {step} s steps for {steps} steps end after 9999-12-31, the latest time an "
+                            "answer can carry")
         if problems:
             raise inputs.invalid(problems)
         forecast = await self._ask.forecast(model, series, step, steps, "series")

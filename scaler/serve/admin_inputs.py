@@ -18,6 +18,7 @@ from .calls import CallError
 
 MAX_SAMPLES = 20_000  # an ad-hoc series: about 70 days at 5 minutes
 MAX_HORIZON_STEPS = 2016  # a week at 5 minutes
+LATEST = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a protobuf Timestamp holds
 
 
 def series(message: pb.Series, field: str, problems: list[str], required: bool = True) -> Series:
@@ -31,6 +32,11 @@ def series(message: pb.Series, field: str, problems: list[str], required: bool =
     ts = np.fromiter((s.timestamp.seconds for s in samples), np.int64, len(samples))
     values = np.fromiter((s.value for s in samples), np.float64, len(samples))
     bad = False
+    outside = (ts < 0) | (ts > LATEST)  # answers carry times as Timestamps; a sample before the epoch is no metric
+    if outside.any():
+        i = int(np.argmax(outside))
+        problems.append(f"{field}.samples[{i}].timestamp: {ts[i]} s is outside 1970-01-01 to 9999-12-31")
+        bad = True
     if not np.isfinite(values).all():
         problems.append(f"{field}.samples[{int(np.argmin(np.isfinite(values)))}].value: must be finite")
         bad = True

@@ -62,6 +62,10 @@ async def test_predict_for_a_tracked_workload_returns_its_snapshot(start_app, cl
     (series_request([1.0, 2.0], step_seconds=0), grpc.StatusCode.INVALID_ARGUMENT,
      ["series.samples[1].timestamp: must be later than samples[0]"]),
     (series_request([1.0, 2.0], interval_level=1.5), grpc.StatusCode.INVALID_ARGUMENT, ["interval_level: 1.5"]),
+    (series_request([1.0], start=-62_135_596_801), grpc.StatusCode.INVALID_ARGUMENT,  # found by the fuzz test
+     ["series.samples[0].timestamp: -62135596801 s is outside 1970-01-01 to 9999-12-31"]),
+    (series_request([1.0], start=253_402_300_000, horizon="1h"), grpc.StatusCode.INVALID_ARGUMENT,
+     ["series.step: 300 s steps for 12 steps end after 9999-12-31"]),
     (series_request([1.0] * 5, model="arima", horizon="x", interval_level=2), grpc.StatusCode.INVALID_ARGUMENT,
      ["interval_level", "model", "horizon"]),
 ])
