@@ -7,9 +7,13 @@ from .base import Forecaster
 from .baseline import BaselineModel
 from .naive import NaiveModel, SeasonalNaiveModel
 from .prophet import ProphetModel
+from .statsforecast_models import ETSModel, MSTLModel, SESModel, ThetaModel
 
 MODELS: dict[str, type[Forecaster]] = {
-    m.name: m for m in (BaselineModel, NaiveModel, SeasonalNaiveModel, ProphetModel, AutoModel)
+    m.name: m for m in (
+        BaselineModel, NaiveModel, SeasonalNaiveModel, ProphetModel, AutoModel,
+        ETSModel, SESModel, MSTLModel, ThetaModel,
+    )
 }
 
 

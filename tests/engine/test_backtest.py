@@ -112,8 +112,9 @@ def test_auto_chooses_the_point_and_the_quantiles_separately_and_averages_quanti
 
 def test_auto_leaves_out_seasonal_candidates_without_two_days_of_history():
     auto = AutoModel(horizon=6)
-    assert auto.eligible(n=288 + 2 * 288, step=STEP) == ["naive", "seasonal_naive", "baseline", "prophet"]
-    assert auto.eligible(n=288 + 287, step=STEP) == ["naive", "baseline"]
+    everything = ["naive", "seasonal_naive", "baseline", "prophet", "ets", "ses", "mstl", "theta"]
+    assert auto.eligible(n=288 + 2 * 288, step=STEP) == everything
+    assert auto.eligible(n=288 + 287, step=STEP) == ["naive", "baseline", "ets", "ses"]
     short = auto.fit(series(np.sin(np.arange(400) / 10)))
     labels = [k.split(":", 1)[1] for k in short.describe()["losses"]]
-    assert {m for label in labels for m in label.split("+")} <= {"naive", "baseline"}
+    assert {m for label in labels for m in label.split("+")} <= {"naive", "baseline", "ets", "ses"}

@@ -25,6 +25,10 @@ PARAMS = {
     "naive": {"calibration_window": 500},
     "prophet": {"level_window": 6},
     "seasonal_naive": {"calibration_window": 500, "season_seconds": 7200},
+    "ets": {"model": "AAN", "calibration_window": 500},
+    "ses": {"calibration_window": 500, "calibration_horizon": 24},
+    "mstl": {"weekly": False, "calibration": "in_sample", "calibration_window": 500},
+    "theta": {"model": "STM", "holdout_seconds": 43200},
 }
 
 

@@ -51,7 +51,7 @@ BAD = [  # metadata, the fragments the one error message must contain
     ({"source": "demo", "targetValue": "1", "horizon": "30d"}, ["horizon='30d'"]),
     ({"source": "demo", "targetValue": "1", "leadTime": "1h"}, ["leadTime='1h': must not exceed horizon (30m)"]),
     ({"source": "demo", "targetValue": "1", "model": "arima"},
-     ["model='arima': unknown model; allowed: auto, baseline, naive, prophet, seasonal_naive"]),
+     ["model='arima': unknown model; allowed: auto, baseline, ets, mstl, naive, prophet, seasonal_naive, ses, theta"]),
     ({"source": "demo", "targetValue": "1", "quantile": "0.3"}, ["quantile='0.3'", "greater than or equal to 0.5"]),
     ({"source": "demo", "targetValue": "1", "mode": "auto"}, ["mode='auto'", "'act' or 'observe'"]),
     ({"source": "demo", "targetValue": "1", "metricName": "Web/RPS"}, ["metricName='Web/RPS'"]),
