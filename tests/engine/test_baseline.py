@@ -72,7 +72,8 @@ def test_single_sample_uses_the_configured_step():
 
 
 def test_unknown_model_and_artifact_are_refused():
-    with pytest.raises(ValueError, match="available: auto, baseline, ets, mstl, naive, prophet, seasonal_naive, ses, theta"):
+    available = "available: auto, baseline, ets, mstl, naive, prophet, seasonal_naive, ses, theta"
+    with pytest.raises(ValueError, match=available):
         create("arima")
     with pytest.raises(ValueError, match="unknown model 'arima'"):
         load(b'{"model": "arima", "params": {}, "state": {}}')
