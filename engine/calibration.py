@@ -29,19 +29,51 @@ def error_quantiles(
     """Quantiles (rows: QUANTILE_LEVELS) of the k-step errors (columns: k = 1..horizon).
 
     `forecast(origins, k)` returns the rule's k-step forecasts from those origin indices of `actual`
-    (vectorised); the error is actual[origin + k] minus it. Each k uses the latest `max_origins`
-    origins whose target is known. With fewer than MIN_ERRORS errors, a Gaussian with standard
-    deviation fallback_sigma * sqrt(k) (a random walk) stands in.
+    (ascending; vectorised); the error is actual[origin + k] minus it. Each k uses the latest
+    `max_origins` origins whose target is known. With fewer than MIN_ERRORS errors, a Gaussian with
+    standard deviation fallback_sigma * sqrt(k) (a random walk) stands in.
+
+    The quantiles of all k come from one sort of an errors-by-k matrix, interpolated as np.quantile's
+    default ("linear") method does, to the last bit: a call of np.quantile per k was most of the cost of
+    updating a baseline model (36 calls at every new sample of every workload).
     """
     n = actual.size
     origins = np.asarray(origins, dtype=np.int64)[-max_origins - horizon:]
-    out = np.empty((len(QUANTILE_LEVELS), horizon))
-    for k in range(1, horizon + 1):
-        usable = origins[origins + k < n][-max_origins:]
-        if usable.size >= MIN_ERRORS:
-            out[:, k - 1] = np.quantile(actual[usable + k] - forecast(usable, k), QUANTILE_LEVELS)
-        else:
-            out[:, k - 1] = _GAUSS * fallback_sigma * np.sqrt(k)
+    k = np.arange(1, horizon + 1)
+    known = np.searchsorted(origins, n - k)  # origins[:known[k - 1]] have their k-step target in `actual`
+    counts = np.minimum(known, max_origins)
+    errors = np.full((horizon, max(int(counts.max(initial=0)), 1)), np.inf)
+    for i in np.flatnonzero(counts >= MIN_ERRORS):
+        usable = origins[known[i] - counts[i] : known[i]]
+        errors[i, : counts[i]] = actual[usable + k[i]] - forecast(usable, int(k[i]))
+    out = _GAUSS[:, None] * fallback_sigma * np.sqrt(k)[None, :]
+    empirical = counts >= MIN_ERRORS
+    if empirical.any():
+        out[:, empirical] = _sorted_quantiles(np.sort(errors[empirical], axis=1), counts[empirical]).T
+    return out
+
+
+def _sorted_quantiles(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """QUANTILE_LEVELS of each row's first `counts` values (rows sorted ascending, padded with +inf), by
+    np.quantile's linear interpolation; a row holding NaN gives NaN, as np.quantile does."""
+    q = np.asarray(QUANTILE_LEVELS)[None, :]
+    size = counts[:, None].astype(np.float64)
+    virtual = (size - 1) * q  # np.quantile's virtual index for its linear method
+    below = np.floor(virtual)
+    last = counts[:, None] - 1
+    lower = np.clip(below, 0, last).astype(np.int64)
+    upper = np.clip(below + 1, 0, last).astype(np.int64)
+    at_end = virtual >= last
+    lower[at_end] = upper[at_end] = np.broadcast_to(last, at_end.shape)[at_end]
+    gamma = virtual - below
+    a = np.take_along_axis(rows, lower, axis=1)
+    b = np.take_along_axis(rows, upper, axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf in a row holding NaN, which gives NaN below anyway
+        diff = b - a
+        out = a + diff * gamma
+        high = gamma >= 0.5  # as numpy's _lerp: from the upper end when closer to it
+        out[high] = (b - diff * (1 - gamma))[high]
+    out[np.isnan(rows).any(axis=1)] = np.nan
     return out
 
 

@@ -1,5 +1,7 @@
 """The reference forecasters (naive, seasonal naive) and the shared error-quantile calibration."""
 
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 
@@ -119,6 +121,31 @@ def test_error_quantiles_are_empirical_with_enough_origins_and_gaussian_without(
     few = error_quantiles(y[:MIN_ERRORS], lambda o, k: y[o], np.arange(MIN_ERRORS), 2, 50, 2.0)
     median_row = QUANTILE_LEVELS.index(0.5)
     assert np.allclose(few[median_row], 0.0) and few[-1, 1] == pytest.approx(few[-1, 0] * np.sqrt(2))
+
+
+@pytest.mark.parametrize("n, first, horizon, window", [
+    (2016, 23, 36, 2016),  # a week: fewer origins than the window, so each k has its own count
+    (4000, 0, 36, 2016),   # more: every k has the whole window
+    (60, 10, 40, 25),      # the far steps below MIN_ERRORS: Gaussian there, empirical before
+    (300, 0, 7, 1),        # a window below MIN_ERRORS: Gaussian throughout
+])
+def test_error_quantiles_are_np_quantile_of_each_steps_errors_to_the_bit(n, first, horizon, window):
+    rng = np.random.default_rng(n)
+    y = np.round(rng.normal(50, 10, n), 1)  # ties, as integer request counts have
+    y[n // 2] = np.nan if n == 60 else y[n // 2]  # a NaN error gives NaN, as np.quantile does
+
+    def rule(o, k):
+        return 0.9 * y[o] + 0.1 * k
+
+    got = error_quantiles(y, rule, np.arange(first, n), horizon, window, 1.5)
+    origins = np.arange(first, n)[-window - horizon:]
+    for k in range(1, horizon + 1):
+        usable = origins[origins + k < n][-window:]
+        if usable.size >= MIN_ERRORS:
+            expected = np.quantile(y[usable + k] - rule(usable, k), QUANTILE_LEVELS)
+        else:
+            expected = [NormalDist().inv_cdf(q) * 1.5 * np.sqrt(k) for q in QUANTILE_LEVELS]
+        np.testing.assert_array_equal(got[:, k - 1], expected, err_msg=f"k = {k}")
 
 
 def test_offsets_widen_beyond_the_calibrated_steps_and_interpolate_levels():
