@@ -2,11 +2,11 @@
 
 For each size, a real HeliosApp (gRPC over loopback, model workers in processes) serves N synthetic
 workloads of mixed shapes (daily cycle, flat with noise, trend, spikes). After every workload has its
-first forecast, the benchmark runs one full refresh cycle (new data for every workload: fetch, update,
-forecast) while a client calls GetMetrics, and measures:
-  - refresh-cycle CPU seconds (server process + model workers) and wall seconds,
+first forecast and its insights, the benchmark runs one full refresh cycle alone (new data for every
+workload: fetch, update, forecast, insights), then a second while clients call GetMetrics, and measures:
+  - the first cycle's CPU seconds (server process + model workers, and the server's part) and wall seconds,
   - memory per workload between fits (RSS of the server process over its RSS before registration),
-  - GetMetrics p50/p99 during the cycle,
+  - GetMetrics p50/p99 during the second cycle,
   - the context feed's CPU per workload (runtime/context.py): a first fetch of a day, and the fetch of
     one new step that every context interval brings (the frames' real grid rules over per-pod series
     held in memory at 60-s resolution, two pods per workload; a real server's own work and the
@@ -97,6 +97,21 @@ class SyntheticSource(MetricFrames):
         return Series(np.arange(end - (n - 1) * STEP, end + 1, STEP), values)
 
 
+async def refresh_cycle(app: HeliosApp, keys: list) -> None:
+    """Refresh every workload once and wait for the insights each refresh starts."""
+    await asyncio.gather(*(app.refresher.refresh(k) for k in keys))
+    await insights_done(app, keys)
+
+
+async def insights_done(app: HeliosApp, keys: list) -> None:
+    await asyncio.gather(*(t for k in keys if (t := app.workloads.get(k).insights) is not None))
+
+
+def own_cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
 def tree_cpu(proc: psutil.Process) -> float:
     procs = [proc, *proc.children(recursive=True)]
     total = 0.0
@@ -120,6 +135,10 @@ async def measure(n: int, detector: str) -> dict:
         metrics={"refresh_interval": 86400, "staleness_limit": 86400, "first_answer_wait": 0},
         models={"workers": 2, "refit_interval": 86400}, security={"health_port": 0}, anomaly={"detector": detector},
         context={"interval": 86400},  # one fetch at registration; the benchmark times its own
+        # No provisioning replays: they run at refits, not at each sample (benchmarks/provisioning_cost.py
+        # measures them), and the first fits' replays, about a second each, would still be running in the
+        # replay worker during the measured cycle.
+        provisioning={"target_shortfall": None},
     )
     app = HeliosApp(settings, sources={"synthetic": source})
     await app.start()
@@ -145,9 +164,18 @@ async def measure(n: int, detector: str) -> dict:
             if time.perf_counter() - t0 > 1800:
                 raise SystemExit("first fits did not finish within 30 min")
         first_fit_s = time.perf_counter() - t0
+        await insights_done(app, keys)  # else a cycle's insights are skipped while the first ones still run
         rss_per = (me.memory_info().rss - rss_before) / n
 
+        # Cycle 1, alone: what a new sample costs, insights included (they run in tasks of their own).
         source.shift += 1  # a new sample for everyone: the cycle updates every model
+        server0, tree0, wall0 = own_cpu(me), tree_cpu(me), time.perf_counter()
+        await refresh_cycle(app, keys)
+        wall = time.perf_counter() - wall0
+        server, cpu = own_cpu(me) - server0, tree_cpu(me) - tree0
+
+        # Cycle 2, with GetMetrics callers: the latency a refresh cycle inflicts on the serving path.
+        source.shift += 1
         latencies: list[float] = []
         done = asyncio.Event()
 
@@ -161,14 +189,13 @@ async def measure(n: int, detector: str) -> dict:
                 await asyncio.sleep(0.002)
 
         callers = [asyncio.create_task(caller()) for _ in range(4)]
-        cpu0, wall0 = tree_cpu(me), time.perf_counter()
-        await asyncio.gather(*(app.refresher.refresh(k) for k in keys))
-        cpu, wall = tree_cpu(me) - cpu0, time.perf_counter() - wall0
+        await refresh_cycle(app, keys)
         done.set()
         await asyncio.gather(*callers)
         p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
         context_full, context_new = await context_cost(app, keys, source, me)
-        return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": cpu, "cycle_wall_s": wall,
+        return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": cpu, "cycle_server_cpu_s": server,
+                "cycle_wall_s": wall,
                 "rss_per_workload_kib": rss_per / 1024, "p50_ms": p50, "p99_ms": p99, "calls": len(latencies),
                 "context_full_ms": context_full, "context_new_ms": context_new}
     finally:
@@ -240,13 +267,14 @@ def main() -> None:
 
 
 def print_capacity(results: list[dict]) -> None:
-    print("| workloads | first fits s | refresh cycle CPU s | CPU ms per workload | cycle wall s | "
-          "RSS per workload KiB | GetMetrics p50 ms | p99 ms (during the cycle) | context fetch CPU ms per workload: "
-          "a day / one new step |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| workloads | first fits s | refresh cycle CPU s | CPU ms per workload | of which serving process | "
+          "cycle wall s | RSS per workload KiB | GetMetrics p50 ms | p99 ms (during a cycle) | context fetch CPU ms "
+          "per workload: a day / one new step |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        per = 1000 * r["cycle_cpu_s"] / r["n"]
-        print(f"| {r['n']} | {r['first_fit_s']:.1f} | {r['cycle_cpu_s']:.1f} | {per:.2f} | {r['cycle_wall_s']:.1f} | "
+        per, server = (1000 * r[k] / r["n"] for k in ("cycle_cpu_s", "cycle_server_cpu_s"))
+        print(f"| {r['n']} | {r['first_fit_s']:.1f} | {r['cycle_cpu_s']:.1f} | {per:.2f} | {server:.2f} | "
+              f"{r['cycle_wall_s']:.1f} | "
               f"{r['rss_per_workload_kib']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
               f"{r['context_full_ms']:.1f} / {r['context_new_ms']:.1f} |")
     if len(results) > 1:
