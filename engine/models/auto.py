@@ -16,7 +16,7 @@ A smooth model often has the better upper quantile while the last value is the b
 of a noisy series; choosing once for both would give up one of them. Quantiles are averaged level by
 level, which keeps a combination's bounds as calibrated as its members'.
 
-Eligibility: the baseline and naive always compete; a seasonal model only when the history covers
+Eligibility: baseline, naive, ets and ses always compete; a seasonal model only when the history covers
 two of its seasons besides the holdout (< 2 days + holdout: no daily seasonality to learn). The chosen
 members are then fitted on the whole history. Every fit chooses again, so the choice follows the
 workload on the refit schedule.
