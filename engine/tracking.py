@@ -61,12 +61,16 @@ class ForecastLedger:
         """Score every pending forecast whose step now has an actual value; forget ones the data passed by."""
         if not self._pending or len(actuals) == 0:
             return
-        index = {int(t): float(v) for t, v in zip(actuals.timestamps, actuals.values, strict=True) if not math.isnan(v)}
+        # Look up only the pending steps (a lead time's worth), not the whole history: this runs at every
+        # sample of every workload.
+        ts, values = actuals.timestamps, actuals.values
+        pending = sorted(self._pending)
+        where = np.minimum(np.searchsorted(ts, pending), ts.size - 1)
         last = actuals.end
-        for at in sorted(self._pending):
-            if at in index:
+        for at, i in zip(pending, where.tolist(), strict=True):
+            if ts[i] == at and not math.isnan(values[i]):
                 p = self._pending.pop(at)
-                actual = index[at]
+                actual = float(values[i])
                 ape = abs(actual - p.point) / abs(actual) if actual != 0 else math.nan
                 self._settled.append((ape, p.lower <= actual <= p.upper))
             elif at <= last - 3600:  # the source never delivered this step (a gap): nothing to learn

@@ -55,6 +55,17 @@ def test_a_step_the_source_never_delivers_is_dropped_and_a_zero_actual_has_no_pe
     assert e.matured == 1 and math.isnan(e.mape) and e.coverage == 0.0
 
 
+def test_a_missing_actual_leaves_its_forecast_pending_and_steps_past_the_data_wait():
+    ledger = ForecastLedger()
+    ledger.record(flat(300, 100.0, 1.0), 0, 300)
+    ledger.record(flat(600, 100.0, 1.0), 300, 300)
+    ledger.record(flat(7200, 100.0, 1.0), 6900, 300)  # beyond the newest actual: not yet due
+    ledger.settle(actuals({0: 1.0, 300: math.nan, 600: 101.0}))
+    assert ledger.error().matured == 1  # 600 settled; 300 (NaN) and 7200 (not reached) wait
+    ledger.settle(actuals({300: 100.0, 7200: 100.0}))
+    assert ledger.error().matured == 3 and ledger.error().mape == pytest.approx((1 / 101) / 3)
+
+
 def test_the_window_keeps_the_newest():
     ledger = ForecastLedger(window=2)
     for i, actual in enumerate((1000.0, 100.0, 100.0)):
