@@ -192,9 +192,10 @@ def versus_headroom(plan: Replayed, replay: Callable[[Provisioning], Replayed],
     """`plan` against the headroom curve at its replica-hours: linear between the two headroom rungs that
     bracket its cost (found by bisection, as the cost rises along the ladder, starting from the rungs
     already `replayed`), flat beyond the ladder's ends."""
+    replayed = replayed or {}
     lo, hi = 0, len(HEADROOM_LADDER) - 1
     for i, rung in enumerate(HEADROOM_LADDER):
-        if rung in (replayed or {}):
+        if rung in replayed:
             if replayed[rung].replica_hours <= plan.replica_hours:
                 lo = max(lo, i)
             else:
