@@ -64,6 +64,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
+import psutil  # as load.py and capacity.py: process CPU times
 
 from helios.scaler.pb import externalscaler_pb2 as pb
 from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
@@ -344,16 +345,13 @@ def settle_workers(server: Server) -> float:
 
 
 def _children_cpu(pid: int) -> float:
-    """CPU seconds used so far by the child processes of `pid` (Helios's model workers), from /proc."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[1]) == pid:  # its parent
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """CPU seconds used so far by the child processes of `pid` (Helios's model workers)."""
+    total = 0.0
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # the process ended meanwhile
+            t = child.cpu_times()
+            total += t.user + t.system
+    return total
 
 
 Results = dict[str, dict[int, list[dict]]]  # server name -> clients -> one result per repeat
