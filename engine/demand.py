@@ -46,7 +46,7 @@ def lead_window_peak(forecast: Forecast, now: float, lead_seconds: float, quanti
     return float(forecast.quantile(quantile)[window].max())
 
 
-Rule = Literal["forecast", "tolerance", "observed floor", "observed"]
+Rule = Literal["forecast", "tolerance", "observed floor", "headroom floor", "observed"]
 
 
 def _floored(peak: float, observed: float) -> tuple[float, Rule]:
@@ -59,9 +59,10 @@ def _floored(peak: float, observed: float) -> tuple[float, Rule]:
 
 @dataclass(frozen=True)
 class Provisioning:
-    """How far above the load to provision: the `quantile` forecast over the lead window (basis
-    "forecast", expected_demand), or the observed value (basis "headroom": reactive scaling with
-    headroom), raised by `margin` (0.1: 10 % more)."""
+    """How far above the load to provision: the observed value raised by `margin` (0.1: 10 % more;
+    basis "headroom": reactive scaling with headroom) or, with basis "forecast", the higher of that and
+    the `quantile` forecast over the lead window (expected_demand). So a forecast plan is its headroom
+    plus what the forecast sees coming: it adds replicas only for a rise the headroom would not cover."""
 
     basis: Literal["forecast", "headroom"] = "forecast"
     quantile: float = 0.7
@@ -75,15 +76,17 @@ class Provisioning:
 
     @property
     def label(self) -> str:
-        """e.g. `forecast q0.8`, `forecast q0.95 +10%`, `headroom +20%`."""
+        """e.g. `forecast q0.8`, `forecast q0.95 over headroom +10%`, `headroom +20%`."""
         raised = f" +{100 * self.margin:.4g}%" if self.margin else ""
-        return f"forecast q{self.quantile:g}{raised}" if self.basis == "forecast" else f"headroom{raised or ' +0%'}"
+        if self.basis == "headroom":
+            return f"headroom{raised or ' +0%'}"
+        return f"forecast q{self.quantile:g}{' over headroom' + raised if raised else ''}"
 
 
 def provisioned_demand(forecast: Forecast | None, observed: float, now: float, lead_seconds: float,
                        plan: Provisioning) -> float:
-    """The value to serve under `plan`: the forecast's expected demand (the observed value while there
-    is no forecast), or the observed value alone (headroom), times 1 + margin."""
+    """The value to serve under `plan`: observed x (1 + margin), or under a forecast plan the forecast's
+    expected demand when that is higher (headroom alone while there is no forecast)."""
     return provision(forecast, observed, now, lead_seconds, plan).value
 
 
@@ -91,8 +94,8 @@ def provisioned_demand(forecast: Forecast | None, observed: float, now: float, l
 class Provisioned:
     """provisioned_demand's value with what set it, for people: "forecast" (the lead window's peak),
     "tolerance" (a rise smaller than the HPA's tolerance, served at observed x (1 + HPA_TOLERANCE)),
-    "observed floor" (the forecast is below the load already here), "observed" (headroom, or no
-    forecast); then x (1 + margin)."""
+    "observed floor" (the forecast is below the load already here), "headroom floor" (the forecast is
+    below observed x (1 + margin)), "observed" (headroom, or no forecast: observed x (1 + margin))."""
 
     value: float
     rule: Rule
@@ -102,11 +105,14 @@ class Provisioned:
 def provision(forecast: Forecast | None, observed: float, now: float, lead_seconds: float,
               plan: Provisioning) -> Provisioned:
     """provisioned_demand, with what set it."""
+    raised = sanitize(observed * (1 + plan.margin))
     if plan.basis == "headroom" or forecast is None:
-        return Provisioned(sanitize(observed * (1 + plan.margin)), "observed")
+        return Provisioned(raised, "observed")
     peak = lead_window_peak(forecast, now, lead_seconds, plan.quantile)
-    base, rule = _floored(peak, observed)
-    return Provisioned(sanitize(base * (1 + plan.margin)), rule, peak)
+    value, rule = _floored(peak, observed)
+    if plan.margin and raised >= value:
+        return Provisioned(raised, "headroom floor", peak)
+    return Provisioned(value, rule, peak)
 
 
 def next_window_change(forecast: Forecast, now: float, lead_seconds: float) -> float:

@@ -5,7 +5,7 @@ The user states an SLO (the share of time the workload may be short of ready cap
 cap (at most `cost_cap` times the replica-hours plain reactive scaling used in the same replay).
 Two ladders of plans are replayed, each ordered from cheapest to most generous:
 - forecast: the q-quantile forecast over the lead window (the answer GetMetrics serves), q from
-  0.5 to 0.95, then the 0.95 quantile raised by a margin;
+  0.5 to 0.95, then the 0.95 quantile over a rising headroom (the higher of the two is served);
 - headroom: the observed value raised by 0 to 150 % (reactive scaling with a lower HPA target).
 Along a ladder the shortfall falls as the cost rises, so a bisection finds each ladder's cheapest
 plan that meets the target in a few replays. A forecast plan is served only when it beats headroom

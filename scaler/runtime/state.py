@@ -183,6 +183,7 @@ def _observed(snap: Snapshot, valid_until: float, why: str) -> Answer:
 _RULES = {
     "forecast": "the forecast",
     "observed floor": "the observed value (the floor)",
+    "headroom floor": "the observed value with the plan's headroom (the floor)",
     "tolerance": f"the forecast rises, by less than the HPA's tolerance: observed x {1 + HPA_TOLERANCE:g}",
 }
 
@@ -190,9 +191,8 @@ _RULES = {
 def _reason(served: Provisioned, snap: Snapshot, trigger: TriggerSpec, plan: Provisioning) -> str:
     hpa = (f"The HPA aims for ceil({served.value:g} / targetValue {trigger.target_value:g}) = "
            f"{math.ceil(served.value / trigger.target_value)} replicas")
-    raised = f" x {1 + plan.margin:g} (the plan's margin)" if plan.margin else ""
+    floor = f"observed {snap.observed:g} x {1 + plan.margin:g}" if plan.margin else f"observed {snap.observed:g}"
     if served.peak is None:
-        return f"{served.value:g} = observed {snap.observed:g}{raised}: {plan.label}. {hpa}"
+        return f"{served.value:g} = {floor}: {plan.label}. {hpa}"
     return (f"{served.value:g} = max(peak of the q{plan.quantile:g} forecast over the lead window (now, now + "
-            f"{trigger.lead_time:g}s] = {served.peak:g}, observed {snap.observed:g}){raised}: "
-            f"{_RULES[served.rule]}. {hpa}")
+            f"{trigger.lead_time:g}s] = {served.peak:g}, {floor}): {_RULES[served.rule]}. {hpa}")

@@ -97,5 +97,9 @@ def test_provision_explains_exactly_the_value_provisioned_demand_serves(observed
         assert (served.rule, served.peak) == ("observed", None)
     else:
         assert served.peak == lead_window_peak(f, 950, 300, quantile)
-        assert served.rule == ("observed floor" if served.peak <= observed else
-                               "tolerance" if observed * 1.1 > served.peak else "forecast")
+        bare = provision(f, observed, 950, 300, Provisioning(basis, quantile))  # the forecast without headroom
+        assert bare.rule == ("observed floor" if served.peak <= observed else
+                             "tolerance" if observed * 1.1 > served.peak else "forecast")
+        raised = observed * (1 + margin)
+        assert served.value == pytest.approx(max(bare.value, raised))
+        assert served.rule == ("headroom floor" if margin and raised >= bare.value else bare.rule)

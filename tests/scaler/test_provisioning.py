@@ -106,9 +106,13 @@ def test_the_answer_serves_the_replayed_choice_for_this_trigger_else_the_default
     assert default.basis == "forecast" and default.plan == Provisioning("forecast", 0.7)
     head = answer(snapshot(t, provisioning=choice_for(t, Provisioning("headroom", margin=0.25))), t, T0 + 10, 600)
     assert (head.basis, head.value) == ("headroom", pytest.approx(50.0))
+    # A forecast plan serves its headroom (observed 40 x (1 + margin)) or the forecast, whichever is higher.
+    q9 = float(snapshot(t).forecast.quantile(0.9)[0])
     high = answer(snapshot(t, provisioning=choice_for(t, Provisioning("forecast", 0.9, 0.1))), t, T0 + 10, 600)
-    expected = 1.1 * float(snapshot(t).forecast.quantile(0.9)[0])
-    assert (high.basis, high.value) == ("forecast", pytest.approx(expected))
+    assert 44.0 < q9 < 70.0 and (high.basis, high.value) == ("forecast", pytest.approx(q9))
+    wide = answer(snapshot(t, provisioning=choice_for(t, Provisioning("forecast", 0.9, 0.75))), t, T0 + 10, 600)
+    assert (wide.basis, wide.value) == ("forecast", pytest.approx(70.0))
+    assert "max(peak of the q0.9 forecast" in wide.reason and "observed 40 x 1.75)" in wide.reason
     # A choice made for another target (the trigger was edited) is not served until the next replay.
     other = choice_for(t, Provisioning("headroom", margin=0.25), slo=SLO(0.1))
     assert answer(snapshot(t, provisioning=other), t, T0 + 10, 600).plan == Provisioning("forecast", 0.7)

@@ -84,7 +84,7 @@ def test_headroom_chosen_by_the_replay_raises_the_observed_value_by_its_margin()
     result = answer(chosen, TARGETED, T0 + 10, LIMIT)
     assert (result.basis, result.value) == ("headroom", 50.0)  # 40 x 1.25
     assert result.plan == Provisioning("headroom", margin=0.25)
-    assert "observed 40 x 1.25 (the plan's margin): headroom +25%" in result.reason
+    assert "50 = observed 40 x 1.25: headroom +25%" in result.reason
     assert "ceil(50 / targetValue 10) = 5 replicas" in result.reason
     # A choice made for another target is not served: the trigger's default quantile is, until the next replay.
     assert answer(replace(chosen, trigger=FIXED), FIXED, T0 + 10, LIMIT).basis == "forecast"
