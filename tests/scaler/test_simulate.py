@@ -147,6 +147,25 @@ def test_helios_serves_at_least_the_observed_value_and_fits_on_the_refit_schedul
     assert tape.updates == 6 * 12 - 6  # every other new 5-minute sample only moves the model
 
 
+def test_the_tape_settles_its_served_forecasts_as_the_server_does_so_the_live_guard_sees_them_fail():
+    rng = np.random.default_rng(3)
+    ts = T0 + 300 * np.arange(3 * 288)
+    calm = 100 + 50 * np.sin(2 * np.pi * np.arange(ts.size) / 288) + rng.normal(0, 3, ts.size)
+    wild = ts >= ts[-72]  # the last 6 hours: noise the forecasts' intervals have never seen
+    values = np.where(wild, calm + rng.normal(0, 60, ts.size), calm)
+    settings = load_settings()
+    trigger = MetadataParser({"file": FileSource()}, settings.models, MODELS)(
+        "sim", "t", {"source": "file", "path": "t.csv", "targetValue": "10", "model": "baseline"})
+    tape = ForecastTape(Series(ts, values), trigger, settings.models, settings.metrics, 300)
+    errors = {}
+    for now in range(int(ts[-72]) - 8 * 3600, int(ts[-1]) + 1, 30):
+        tape.refresh(now)
+        errors["calm" if now < ts[-72] else "wild"] = tape.snapshot.forecast_error
+    assert errors["calm"].matured >= 24 and errors["wild"].matured > errors["calm"].matured
+    # What engine.replay.provision.guarded compares: the coverage falls by more than GUARD_DROP.
+    assert errors["wild"].coverage < errors["calm"].coverage - 0.15
+
+
 def test_helios_decides_only_from_data_up_to_now():
     rng = np.random.default_rng(2)
     ts = T0 + 300 * np.arange(2 * 288)

@@ -13,9 +13,11 @@ import bisect
 import math
 from dataclasses import replace
 
+from helios.engine.align import align
 from helios.engine.errors import HeliosError
 from helios.engine.pipeline import choose_provisioning, fit_and_forecast, update_and_forecast
 from helios.engine.replay.loop import Demand
+from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
 from ...config.metadata import TriggerSpec
@@ -58,7 +60,9 @@ class ForecastTape:
     Each refresh reads the trace as the `file` source does (the samples of the last `metrics.history`
     up to now), publishes the observed value, and fits the model when none is fitted or
     `models.refit_interval` has passed, otherwise updates it when a new sample arrived — the
-    Refresher's schedule. Fits take no simulated time. Times must not decrease.
+    Refresher's schedule. Each new forecast is settled and recorded in a forecast ledger as the
+    insights do, so the live guard (engine.replay.provision.guarded) acts on the same rolling error as
+    in the server. Fits take no simulated time. Times must not decrease.
     """
 
     def __init__(self, trace: Series, trigger: TriggerSpec, models: ModelsSettings, metrics: MetricsSettings,
@@ -72,6 +76,7 @@ class ForecastTape:
         self.snapshot = Snapshot(trigger)
         self._artifact: bytes | None = None
         self._fitted_at = -math.inf
+        self._ledger = ForecastLedger(interval_level=models.interval_level)
         self.fits = self.updates = self.failures = self.replays = 0
         self.choices: list = []  # every provisioning choice, in order (benchmarks show them)
 
@@ -97,8 +102,10 @@ class ForecastTape:
             self.failures += 1
             return self.snapshot
         self._artifact = fitted.artifact
+        self._ledger.settle(align(history, self._step))
+        self._ledger.record(fitted.forecast, now, self._trigger.lead_time)
         self.snapshot = replace(self.snapshot, forecast=fitted.forecast, forecast_at=now, fitted_at=self._fitted_at,
-                                model_details=fitted.details)
+                                model_details=fitted.details, forecast_error=self._ledger.error())
         if refit and self._trigger.slo is not None:
             self._provision(history)
         return self.snapshot
