@@ -4,7 +4,7 @@
 
 On each load trace of benchmarks/scaling.py: the 7 days of 5-minute history a refit sees (the last 7 days
 before the trace's final 2), scaled so its 99th percentile needs 20 replicas; the replay of the default
-settings (1 day, 2 % target, 2x cap, the default HPA). CPU seconds of this process (time.process_time),
+settings (a 2-day replay, 2 % target, 2x cap, the default HPA). CPU seconds of this process (time.process_time),
 the median of --repeat runs, so another process on the machine does not count. Target: <= 1 s.
 """
 
