@@ -10,8 +10,9 @@ Two ladders of plans are replayed, each ordered from cheapest to most generous:
 Along a ladder the shortfall falls as the cost rises, so a bisection finds each ladder's cheapest
 plan that meets the target in a few replays. A forecast plan is served only when it beats headroom
 twice over in the replay: at its own replica-hours it is short less often and of less demand than
-headroom (the equal-cost ratios the benchmarks judge by), and it meets the target for FORECAST_EDGE
-less than headroom does. Otherwise Helios serves headroom: a forecast that does not pay for itself
+headroom (the equal-cost ratios the benchmarks judge by) over the whole replay and over each of its
+halves, so that a win is not one day's or one event's, and it meets the target for FORECAST_EDGE less
+than headroom does. Otherwise Helios serves headroom: a forecast that does not pay for itself
 against a lower HPA target is not worth serving. When no plan meets the target within the cap, the
 least short of them wins, and the choice says the target is not attainable.
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from ..demand import Provisioning, next_window_change, provisioned_demand
 from ..types import Forecast, Series
 from .frontier import HEADROOMS, Point, equal_cost_ratio
-from .loop import Cluster, Demand, simulate
+from .loop import Cluster, Demand, Run, outcome, simulate
 
 FORECAST_LADDER = (
     *(Provisioning("forecast", q) for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)),
@@ -64,6 +65,7 @@ class Replayed:
     underprovisioned_fraction: float
     unserved_fraction: float
     replica_hours: float
+    halves: tuple[Point, ...] = ()  # the same outcome over the replay's first and second half
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,10 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
 
     def replay(plan: Provisioning) -> Replayed:
         if plan not in memo:
-            o = simulate(demand, TapePolicy(origins, observed, tape, lead, plan), cluster, start, end).outcome
-            memo[plan] = Replayed(plan, o.underprovisioned_fraction, o.unserved_fraction, o.replica_hours)
+            run = simulate(demand, TapePolicy(origins, observed, tape, lead, plan), cluster, start, end)
+            o = run.outcome
+            memo[plan] = Replayed(plan, o.underprovisioned_fraction, o.unserved_fraction, o.replica_hours,
+                                  _halves(run, cluster))
         return memo[plan]
 
     reactive = replay(HEADROOM_LADDER[0]).replica_hours
@@ -145,6 +149,15 @@ def choose(history: Series, first: int, tape: Sequence[Forecast], lead: float, s
     why = f"{chosen.plan.label}: {why}"
     return Choice(chosen.plan, chosen, headroom, reactive, attainable, end - start, why, slo, cluster,
                   _coverage(tape, history.values[first + 1:]))
+
+
+def _halves(run: Run, cluster: Cluster) -> tuple[Point, Point]:
+    mid = run.times.size // 2
+    points = []
+    for part in (slice(0, mid), slice(mid, None)):
+        o = outcome(run.demand[part], run.replicas[part], run.ready[part], cluster.capacity, cluster.sync_period, 0)
+        points.append(Point(o.replica_hours, o.underprovisioned_fraction, o.unserved_fraction))
+    return tuple(points)
 
 
 def _coverage(tape: Sequence[Forecast], actual) -> float:
@@ -177,21 +190,26 @@ class VersusHeadroom:
 
     time: float  # under-provisioned time
     demand: float  # unserved demand
+    halves: tuple[tuple[float, float], ...] = ()  # (time, demand) over each half of the replay
 
     @property
     def beats(self) -> bool:
-        return self.time <= 1 and self.demand <= 1
+        return all(t <= 1 and d <= 1 for t, d in ((self.time, self.demand), *self.halves))
 
     def __str__(self) -> str:
-        return (f"{self.time:.2f}x headroom's under-provisioned time and {self.demand:.2f}x its unserved demand "
-                f"at the same replica-hours")
+        whole = (f"{self.time:.2f}x headroom's under-provisioned time and {self.demand:.2f}x its unserved demand "
+                 f"at the same replica-hours")
+        named = zip(("first", "second"), self.halves, strict=False)  # no halves: nothing to name
+        lost = [f"{name} half {t:.2f}x and {d:.2f}x" for name, (t, d) in named if t > 1 or d > 1]
+        return f"{whole}; in the replay's {' and '.join(lost)}" if lost else whole
 
 
 def versus_headroom(plan: Replayed, replay: Callable[[Provisioning], Replayed],
                     replayed: Mapping[Provisioning, Replayed] | None = None) -> VersusHeadroom:
     """`plan` against the headroom curve at its replica-hours: linear between the two headroom rungs that
     bracket its cost (found by bisection, as the cost rises along the ladder, starting from the rungs
-    already `replayed`), flat beyond the ladder's ends."""
+    already `replayed`), flat beyond the ladder's ends; and the same over each half of the replay, with
+    the same two rungs, where the replays have halves."""
     replayed = replayed or {}
     lo, hi = 0, len(HEADROOM_LADDER) - 1
     for i, rung in enumerate(HEADROOM_LADDER):
@@ -210,8 +228,14 @@ def versus_headroom(plan: Replayed, replay: Callable[[Provisioning], Replayed],
     rungs = {replay(HEADROOM_LADDER[i]) for i in (lo, min(lo + 1, len(HEADROOM_LADDER) - 1))}
     curve = [Point(r.replica_hours, r.underprovisioned_fraction, r.unserved_fraction) for r in rungs]
     mine = Point(plan.replica_hours, plan.underprovisioned_fraction, plan.unserved_fraction)
+    halves = []
+    if plan.halves and all(r.halves for r in rungs):
+        for k, half in enumerate(plan.halves):
+            around = [r.halves[k] for r in rungs]
+            halves.append((equal_cost_ratio(half, around, "underprovisioned_fraction"),
+                           equal_cost_ratio(half, around, "unserved_fraction")))
     return VersusHeadroom(equal_cost_ratio(mine, curve, "underprovisioned_fraction"),
-                          equal_cost_ratio(mine, curve, "unserved_fraction"))
+                          equal_cost_ratio(mine, curve, "unserved_fraction"), tuple(halves))
 
 
 def _pick(forecast: Replayed | None, versus: VersusHeadroom | None, headroom: Replayed, slo: SLO,

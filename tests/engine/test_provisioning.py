@@ -2,6 +2,7 @@
 replay's choice between forecast and headroom plans, and the answer rule each plan serves."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -313,3 +314,23 @@ def test_versus_headroom_reads_the_curve_between_the_two_rungs_that_bracket_the_
     top = replay(HEADROOM_LADDER[-1])
     assert dear.time == pytest.approx((0.01 + 0.005) / (top.underprovisioned_fraction + 0.005))
     assert not versus_headroom(rung("forecast", 112, 0.2, 0.02), replay).beats
+
+
+def test_a_forecast_must_beat_headroom_over_each_half_of_the_replay_not_only_over_the_whole():
+    def halved(r: Replayed, first: tuple[float, float], second: tuple[float, float]) -> Replayed:
+        return replace(r, halves=(Point(r.replica_hours / 2, *first), Point(r.replica_hours / 2, *second)))
+
+    def replay(plan):  # every headroom rung is as short in both halves
+        under, unserved = 0.2 / (1 + 10 * plan.margin), 0.02 / (1 + 10 * plan.margin)
+        return halved(rung("headroom", 100 * (1 + plan.margin), under, unserved, plan.margin),
+                      (under, unserved), (under, unserved))
+
+    steady = halved(rung("forecast", 112, 0.01, 0.001), (0.01, 0.001), (0.01, 0.001))
+    assert versus_headroom(steady, replay).beats
+    # One good day carries the whole: short 0.1 % of the first half and 15 % of the second, against
+    # headroom's 9 % in each at that cost, so the second half loses.
+    lucky = halved(rung("forecast", 112, 0.0755, 0.0075), (0.001, 0.0001), (0.15, 0.015))
+    versus = versus_headroom(lucky, replay)
+    assert versus.time < 1 and versus.demand < 1 and not versus.beats
+    assert "in the replay's second half" in str(versus) and "first half" not in str(versus)
+
