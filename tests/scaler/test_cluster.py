@@ -14,6 +14,7 @@ from helios.scaler.pb import admin_pb2 as admin_pb
 from helios.scaler.runtime.cluster import rendezvous
 
 from ..helpers import fast_settings
+from ..pki import CA
 from ..redis_server import RedisServer
 
 TTL = 2
@@ -132,3 +133,29 @@ async def test_a_redis_outage_leaves_the_answers_standing_and_heals(redis_server
     name2 = await ca.metric_name(trigger(2), name="w2")
     await ca.get_metrics(trigger(2), name2, name="w2")
     await until(lambda: a.workloads.get(("shop", "w2", name2)) is not None, what="a new workload after the outage")
+
+
+async def test_replicas_share_the_work_over_rediss_and_one_that_cannot_verify_the_server_stays_apart(
+        tmp_path, start_app, client_for):
+    ca = CA(tmp_path, "redis-ca")
+    server = RedisServer(tmp_path, tls=ca.issue("redis", server=True), ca=ca.pem.cert)
+    server.start()
+    try:
+        a = await start_app(replica(server.url, "a"))
+        b = await start_app(replica(server.url, "b"))
+        await until(lambda: a.cluster.members == ["a", "b"] == b.cluster.members, what="both members seen over TLS")
+        cb = client_for(b)
+        names = {i: await cb.metric_name(trigger(i), name=f"w{i}") for i in range(6)}
+        for i in range(6):
+            await cb.get_metrics(trigger(i), names[i], name=f"w{i}")
+        keys = {("shop", f"w{i}", names[i]) for i in range(6)}
+        await until(lambda: owned(a) | owned(b) == keys and not owned(a) & owned(b), what="one owner each")
+        # Without the CA in its URL the server's certificate does not verify: no plaintext fallback, the
+        # replica stays on its own and counts the failures.
+        stranger = await start_app(replica(server.url.split("?")[0], "c"))
+        await asyncio.sleep(TTL)
+        assert stranger.cluster.members == ["c"] and a.cluster.members == ["a", "b"]
+        errors = stranger.telemetry.redis_errors
+        assert sum(s.value for s in errors.collect()[0].samples if s.name.endswith("_total")) > 0
+    finally:
+        server.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
-import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -17,10 +16,8 @@ from pathlib import Path
 import grpc
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from helios.scaler.cli import main as cli_main
@@ -29,6 +26,7 @@ from helios.scaler.pb import admin_pb2, admin_pb2_grpc, externalscaler_pb2, exte
 from helios.scaler.serve.auth import REFUSED
 
 from ..helpers import fast_settings, sample_value
+from ..pki import CA, Pem
 from .test_grpcurl import GRPCURL
 
 DEMO = externalscaler_pb2.ScaledObjectRef(name="web", namespace="shop",
@@ -39,57 +37,6 @@ HS_SECRET = b"an-hs256-secret-of-more-than-32-bytes!!"
 
 
 # --- a tiny PKI, made per test session --------------------------------------------------------
-
-
-@dataclass
-class Pem:
-    cert: Path
-    key: Path
-
-    def read(self) -> tuple[bytes, bytes]:
-        return self.cert.read_bytes(), self.key.read_bytes()
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write(folder: Path, stem: str, cert: x509.Certificate, key) -> Pem:
-    pem = Pem(folder / f"{stem}.crt", folder / f"{stem}.key")
-    pem.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return pem
-
-
-class CA:
-    def __init__(self, folder: Path, cn: str) -> None:
-        self.folder, self.key = folder, ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        self.cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - datetime.timedelta(minutes=5))
-                     .not_valid_after(now + datetime.timedelta(days=1))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .sign(self.key, hashes.SHA256()))
-        self.pem = _write(folder, cn, self.cert, self.key)
-
-    def issue(self, cn: str, server: bool) -> Pem:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
-        if server:
-            san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-            usage = ExtendedKeyUsageOID.SERVER_AUTH
-        else:
-            usage = ExtendedKeyUsageOID.CLIENT_AUTH
-        cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(self.key, hashes.SHA256())
-        return _write(self.folder, cn, cert, key)
 
 
 @dataclass
