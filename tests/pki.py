@@ -1,5 +1,6 @@
-"""A tiny PKI for tests: a CA that issues server and client certificates, written as PEM files into a
-test's own folder. Every certificate and key is made at run time: nothing is committed."""
+"""A tiny PKI for tests: a CA that issues server and client certificates, and a self-signed server
+certificate, written as PEM files into a test's own folder. Every certificate and key is made at run
+time: nothing is committed."""
 
 from __future__ import annotations
 
@@ -63,3 +64,21 @@ class CA:
             usage = ExtendedKeyUsageOID.CLIENT_AUTH
         cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(self.key, hashes.SHA256())
         return _write(self.folder, cn, cert, key)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """Write cert.pem and key.pem for CN=127.0.0.1 (SANs 127.0.0.1 and localhost), its own CA; return their
+    paths. A client that trusts cert.pem trusts the server."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name("127.0.0.1")
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(san), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = _write(directory, "cert", cert, key)
+    return pem.cert, pem.key

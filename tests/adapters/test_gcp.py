@@ -27,10 +27,10 @@ from helios.scaler.config.metadata import InvalidMetadata, MetadataParser
 from helios.scaler.config.settings import load_settings
 from helios.scaler.config.sources import build_sources
 
+from ..pki import self_signed
 from .contract import RESTARTS, STEP, AdapterContract, ContractTarget, canonical_samples, recent_origin
 from .servers.gcp_monitoring import MetricServiceServer, StoredSeries
 from .servers.ramp import Ramp, served_forecast
-from .servers.tls import self_signed
 
 FAST = RetryPolicy(timeout=3, attempts=3, backoff_initial=0.01, backoff_max=0.02, deadline=10)
 PROJECT = "helios-test"

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import isodate
 
-from .tls import self_signed
+from ...pki import self_signed
 
 TOKEN = "helios-test-token"
 _AGGREGATIONS = {
