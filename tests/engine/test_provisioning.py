@@ -19,6 +19,7 @@ from helios.engine.replay.loop import Cluster
 from helios.engine.replay.provision import (
     FORECAST_LADDER,
     HEADROOM_LADDER,
+    REFINE_STEPS,
     SLO,
     Replayed,
     TapePolicy,
@@ -293,27 +294,32 @@ def test_a_forecast_that_alone_meets_the_target_is_served_whatever_the_equal_cos
     assert chosen is forecast and attainable and "only plan meeting" in why
 
 
-def test_versus_headroom_reads_the_curve_between_the_two_rungs_that_bracket_the_cost():
-    costs = {p: 100 * (1 + p.margin) for p in HEADROOM_LADDER}  # +0 % costs 100, +10 % costs 110, ...
+def test_versus_headroom_reads_headroom_at_the_plans_own_cost_not_a_line_between_rungs():
+    # A smooth CPU trace: headroom's shortfall falls steeply, from 20 % at +0 % to 1 % at +5 %.
+    def under(margin):
+        return 0.2 * math.exp(-60 * margin)
+
     asked = []
 
     def replay(plan):
         asked.append(plan)
-        return rung("headroom", costs[plan], 0.2 / (1 + 10 * plan.margin), 0.02 / (1 + 10 * plan.margin), plan.margin)
+        return rung("headroom", 100 * (1 + plan.margin), under(plan.margin), under(plan.margin) / 10, plan.margin)
 
-    plan = rung("forecast", 112, 0.01, 0.001)
+    # A forecast plan priced between +0 % and +5 %, short 6 % of the time: a straight line between those
+    # rungs puts headroom at 10.5 % there, but headroom +2.5 %, which costs the same, is short 4.5 %.
+    plan = rung("forecast", 102.5, 0.06, 0.006)
     versus = versus_headroom(plan, replay)
-    lo, hi = replay(HEADROOM_LADDER[2]), replay(HEADROOM_LADDER[3])  # +10 % (110) and +15 % (115)
-    curve = [Point(r.replica_hours, r.underprovisioned_fraction, r.unserved_fraction) for r in (lo, hi)]
-    mine = Point(112, 0.01, 0.001)
-    assert versus.time == pytest.approx(equal_cost_ratio(mine, curve, TIME))
-    assert versus.demand == pytest.approx(equal_cost_ratio(mine, curve, "unserved_fraction"))
-    assert versus.beats
-    assert len(set(asked)) <= 6  # a bisection over 14 rungs, not the whole ladder
+    exact = Point(102.5, under(0.025), under(0.025) / 10)
+    assert versus.time == pytest.approx((0.06 + 0.005) / (exact.underprovisioned_fraction + 0.005))
+    assert versus.demand == pytest.approx((0.006 + 0.001) / (exact.unserved_fraction + 0.001))
+    assert not versus.beats
+    line = [Point(100, under(0), under(0) / 10), Point(105, under(0.05), under(0.05) / 10)]
+    assert equal_cost_ratio(Point(102.5, 0.06, 0.006), line, TIME) < 1  # what the rungs alone would have said
+    assert len(set(asked)) <= 6 + REFINE_STEPS  # a bisection over 14 rungs and the refinement, not the whole ladder
+    assert versus_headroom(rung("forecast", 102.5, 0.02, 0.002), replay).beats
     dear = versus_headroom(rung("forecast", 1000, 0.01, 0.001), replay)  # beyond +150 %: the curve is flat
     top = replay(HEADROOM_LADDER[-1])
     assert dear.time == pytest.approx((0.01 + 0.005) / (top.underprovisioned_fraction + 0.005))
-    assert not versus_headroom(rung("forecast", 112, 0.2, 0.02), replay).beats
 
 
 def test_a_forecast_must_beat_headroom_over_each_half_of_the_replay_not_only_over_the_whole():
