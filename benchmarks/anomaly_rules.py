@@ -18,6 +18,9 @@ Rules (each gives a severity per step; a step is flagged at WARNING)
                       has shown is a WARNING: the range channel's analogue on the residual
     + window K        shipped, and the likelihood of the K-step mean (its own running distribution) at the
                       shipped level: a short window beside the 12-step one
+Where a level cuts
+    the smallest likelihood tail inside each window the range channel does not find, and inside each
+    of the likelihood's false-alarm excursions, per decade: how far a level stands from the windows.
 Halvings
     --halvings N random splits (numpy seed --seed) of the files into two halves: each rule's NAB standard
     on each half, so a choice that only one file's luck makes best shows up.
@@ -44,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anomaly_detection import corpus_totals, profiles_and_false_alarm_rate, summary_table  # noqa: E402
 
 from helios.engine.anomaly import AnomalyScores, detector_class  # noqa: E402
+from helios.engine.anomaly.alerts import excursions  # noqa: E402
 from helios.engine.anomaly.base import severity as severity_of_score  # noqa: E402
 from helios.engine.anomaly.likelihood import (  # noqa: E402
     AVERAGING_STEPS,
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {rule} | {', '.join(lost) or '-'} | {', '.join(gained) or '-'} |")
     if args.halvings:
         print("\n" + halvings_table(rows, list(rules), sorted(files), args.halvings, args.seed))
+    print("\n" + tail_decades(files, {name: detection.snap(labels[name], step) for name in files}))
     return 0
 
 
@@ -191,6 +196,37 @@ def halvings_table(rows: list[dict], rules: list[str], names: list[str], n: int,
     levels = [f"level {level:.0e}" for level in LEVELS]
     best = [max(levels, key=lambda r, h=h: score[r, h]) for h in range(len(halves))]
     lines.append("\nBest level on each half: " + ", ".join(b.removeprefix("level ") for b in best))
+    return "\n".join(lines)
+
+
+def tail_decades(files: dict[str, dict], windows: dict[str, list]) -> str:
+    """Where a level would cut: the smallest likelihood tail inside each window that holds no range flag
+    (a window with one is found at any level), and inside each excursion of the likelihood's own flags
+    at 1e-5 outside every window (a false alarm at that level), counted per decade after the probation."""
+    in_windows, false_alarms, ranged = [], [], 0
+    for name, f in files.items():
+        tail, novel, ts = batch_tail(f["scores"]), outside_range(f["values"]), f["ts"]
+        tail[: f["skip"]] = np.nan
+        inside = np.zeros(ts.size, dtype=bool)
+        for a, b in windows[name]:
+            w = (ts >= a) & (ts <= b)
+            w[: f["skip"]] = False
+            inside |= w
+            if (novel & w & np.isfinite(tail)).any():
+                ranged += 1
+            elif w.any():
+                in_windows.append(float(np.nanmin(tail[w])) if np.isfinite(tail[w]).any() else 1.0)
+        with np.errstate(invalid="ignore"):
+            flags = (tail <= 1e-5) & ~inside & ~novel
+        false_alarms += [float(np.nanmin(tail[a : b + 1])) for a, b in excursions(flags)]
+    edges = [1.0, *(10.0 ** -k for k in range(5, 14)), 0.0]
+    lines = [f"The smallest likelihood tail inside each window without a range flag ({len(in_windows)}; "
+             f"{ranged} windows hold one), and inside each likelihood excursion outside the windows:\n",
+             "| tail in | windows | false-alarm excursions |", "|---|---:|---:|"]
+    for high, low in zip(edges[:-1], edges[1:], strict=True):
+        count = [sum(low < x <= high for x in xs) for xs in (in_windows, false_alarms)]
+        lines.append(f"| ({low:.0e}, {high:.0e}] | {count[0]} | {count[1]} |")
+    lines.append("\nWindows' smallest tails: " + ", ".join(f"{x:.1e}" for x in sorted(in_windows)))
     return "\n".join(lines)
 
 
