@@ -92,16 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             if row.get("error"):
                 print(f"  error: {row['error']}", file=sys.stderr)
             if windows is not None and not row.get("error"):
-                row.update(_profiles_and_false_alarm_rate(row, s, windows, args.probation, step))
+                row.update(profiles_and_false_alarm_rate(row, s.timestamps, windows, args.probation, step))
             rows.append(row)
-    totals = detection.totals(rows, detectors)
-    for t in totals:
-        mine = [r for r in rows if r["detector"] == t["detector"] and "false_alarm_days" in r]
-        for name in PROFILES:
-            nab = sum((NabScore(*r[f"nab_{name}"]) for r in mine), NabScore(0, 0, 0))
-            t[f"nab_{name}"] = nab.normalized
-        days = sum(r["false_alarm_days"] for r in mine)
-        t["false_alarms_per_day"] = sum(r["false_alarms"] for r in mine) / days if days else float("nan")
+    totals = corpus_totals(rows, detectors)
     verdict = "\n".join(v for v in (_verdict(totals), _issue_14(totals)) if v)
 
     if args.format == "json":
@@ -130,11 +123,24 @@ def summary_table(totals: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _profiles_and_false_alarm_rate(row: dict, series, windows, probation: float, step: int) -> dict:
+def corpus_totals(rows: list[dict], detectors: list[str]) -> list[dict]:
+    """detection.totals, plus each detector's corpus NAB score in every profile and its false alarms per
+    workload per day (pooled over the files whose rows carry profiles_and_false_alarm_rate)."""
+    totals = detection.totals(rows, detectors)
+    for t in totals:
+        mine = [r for r in rows if r["detector"] == t["detector"] and "false_alarm_days" in r]
+        for name in PROFILES:
+            nab = sum((NabScore(*r[f"nab_{name}"]) for r in mine), NabScore(0, 0, 0))
+            t[f"nab_{name}"] = nab.normalized
+        days = sum(r["false_alarm_days"] for r in mine)
+        t["false_alarms_per_day"] = sum(r["false_alarms"] for r in mine) / days if days else float("nan")
+    return totals
+
+
+def profiles_and_false_alarm_rate(row: dict, ts: np.ndarray, windows, probation: float, step: int) -> dict:
     """From a judged row's alerts: its NAB (raw, null, perfect) in every profile, and its false alarms
     (alerts outside every window after the probation) with the days of unlabelled steps they fell in."""
-    ts = series.timestamps
-    skip = probation_steps(len(series), probation)
+    skip = probation_steps(len(ts), probation)
     starts = np.array([datetime.fromisoformat(a["start"].replace("Z", "+00:00")).timestamp() for a in row["alerts"]],
                       dtype=np.int64)
     alerted = np.isin(ts, starts)

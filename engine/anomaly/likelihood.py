@@ -35,9 +35,11 @@ Parameters:
   ../shared/data), and it is far stricter than the Gaussian model alone would suggest. The 12-step
   mean of heavy-tailed |scores| has much heavier tails than the Gaussian that Q assumes, so a nominal
   1e-5 (HTM's level) fires about once every five days per workload, not once a year. With the range
-  channel beside it, NAB standard rises steadily as the level tightens from 1e-5 to 1e-10 and falls
-  beyond. It did so in each of six random halvings of the files, so the level generalises across
-  files rather than fitting one. 1e-9 is the middle of the flat top (1e-8 to 1e-10, within 1.5 points).
+  channel beside it, NAB standard rises as the level tightens from 1e-5 (60.6) to 1e-11 (70.6) and
+  collapses at 1e-12 (63.0: three windows go unflagged), on each of 12 random halves of the files
+  (benchmarks/anomaly_rules.py). The windows only the likelihood finds reach tails of 6.5e-12 and
+  below, while false alarms spread over every decade: 1e-11 wins by dropping false alarms 0.2 decades
+  above the nearest window. 1e-9 (69.0) keeps 2.2 decades for files we do not have, for 1.6 points.
 - CRITICAL_TAIL = 1e-11: two decades rarer, as CRITICAL (4 sigma, two-sided 6e-5) is about two
   decades rarer than WARNING (2.5 sigma, 1.2e-2) on the raw scale.
 
@@ -51,6 +53,11 @@ Tried and not kept (on the cached scores of the 15 labelled NAB files):
 - A longer averaging window (24 steps) or quiet time (a day): within a point or two of these choices.
 - Counting AVERAGING_STEPS in *native* samples (nyc_taxi: 30-minute data on a 5-minute grid) removes
   that file's false alarms but loses one of its windows, and only the pipeline knows the native cadence.
+- The range channel's analogue on the residual (a |score| more than RANGE_TOLERANCE beyond the largest
+  this series has shown): the single spikes it targets had been outscored 14 and 2 times before, so it
+  finds none of them and adds false alarms. A 1-, 3- or 6-step window beside the 12-step one; a second
+  alert when an incident turns CRITICAL; leaving flagged averages out of mu and var; a lognormal or
+  generalised Pareto tail instead of the Gaussian one: all score lower (benchmarks/RESULTS.md).
 
 The state (`Likelihood`) is the last AVERAGING_STEPS |scores| (a ring), the number of averages seen,
 mu and var, and the range's two ends: 17 numbers (~350 bytes as JSON); one update is O(1).

@@ -158,23 +158,15 @@ class Insights:
             return None
         snap = self._workloads.snapshot(key)
         context = snap.context.features if snap is not None and snap.context is not None else {}
+        names = sorted(context)
+        refit = w.detector_due(now, self._settings.anomaly.refit_interval, names)
         try:
-            # A detector fitted on other context metrics than there are now (context arrived, or lost one)
-            # would read missing columns as no data: fit it again on what there is.
-            refit = w.detector is None or now - w.detector_fitted_at >= self._settings.anomaly.refit_interval or \
-                w.detector_context != sorted(context)
             scored = await self._runner.score(detector, None if refit else w.detector, history, step,
                                               self._settings.models.fit_timeout, w.likelihood, context or None)
-            if refit:
-                w.detector_fitted_at, w.detector_context = now, sorted(context)
         except HeliosError as e:  # too little history yet, a timeout: no score this time
             log.info("anomaly scoring skipped", extra={"workload": "/".join(key), "error": str(e)})
             return None
-        w.detector, w.likelihood = scored.artifact, scored.likelihood_state
-        # Each sample is judged once: a forecast made again from the same sample (a refit) raises no alert.
-        new = w.scored_at is None or scored.timestamp > w.scored_at
-        w.scored_at = scored.timestamp
-        alert = new and w.alerts.feed(scored.severity)
+        alert = w.take_score(scored, now, refit, names)
         return AnomalyReading(scored.detector, scored.timestamp, scored.value, scored.score, scored.severity,
                               scored.likelihood, alert, scored.drivers, scored.beyond_range)
 

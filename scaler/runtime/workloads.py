@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from helios.engine.types import Series
 from ..config.metadata import ContextSpec, TriggerSpec
 from .state import Answer, Snapshot, WorkloadKey, answer
 from .store import SnapshotStore
+
+if TYPE_CHECKING:
+    from helios.engine.pipeline import Scored
 
 
 @dataclass
@@ -60,6 +64,25 @@ class Workload:
 
     def tasks(self) -> list[asyncio.Task]:
         return [t for t in (self.task, self.replay, self.insights, self.context_task) if t is not None]
+
+    def detector_due(self, now: float, refit_interval: float, context: list[str]) -> bool:
+        """Whether the anomaly detector is to be fitted (again) before the next score: there is none, it
+        is refit_interval old, or it was fitted on other context metrics than `context` (sorted names:
+        it would read the missing columns as no data)."""
+        return self.detector is None or now - self.detector_fitted_at >= refit_interval or \
+            self.detector_context != context
+
+    def take_score(self, scored: Scored, now: float, refitted: bool, context: list[str]) -> bool:
+        """Keep what the newest sample's score carries to the next one (the detector, the likelihood's
+        state) and say whether it raises an alert: each sample is judged once (a forecast made again
+        from the same sample raises none), and an incident alerts once (AlertGate). The serving path and
+        the simulator both come through here, so they alert alike."""
+        if refitted:
+            self.detector_fitted_at, self.detector_context = now, context
+        self.detector, self.likelihood = scored.artifact, scored.likelihood_state
+        new = self.scored_at is None or scored.timestamp > self.scored_at
+        self.scored_at = scored.timestamp
+        return new and self.alerts.feed(scored.severity)
 
 
 class Workloads:

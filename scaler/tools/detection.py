@@ -88,10 +88,18 @@ def detect_series(name: str, series: Series, detector_cls: type, windows: Window
     except (HeliosError, ValueError) as e:
         return {**row, "error": str(e)}
     row["seconds"] = round(time.perf_counter() - began, 3)
-    ts, values, severity = scores.timestamps, scores.scores, scores.severity
-    flags = severity >= Severity.WARNING
+    return {**row, **judge(scores.timestamps, scores.scores, scores.severity, skip, windows, quiet_steps)}
+
+
+def judge(ts: np.ndarray, scores: np.ndarray, severity: np.ndarray, skip: int, windows: Windows | None = None,
+          quiet_steps: int = QUIET_STEPS) -> dict:
+    """What `detect_series` reports of one scored series: its flags (severity >= WARNING) after the first
+    `skip` steps, their alerts (one per excursion) and, with windows, the event counts and NAB score.
+    Apart so that other alert rules can be judged on the same scores alike (benchmarks/anomaly_rules.py)."""
+    row: dict = {}
+    flags = np.asarray(severity) >= Severity.WARNING
     flags[:skip] = False  # the fitted part is not judged
-    judged = np.abs(values[skip:])
+    judged = np.abs(scores[skip:])
     judged = judged[~np.isnan(judged)]
     row["flagged_steps"] = int(flags.sum())
     row["max_abs_score"] = float(judged.max()) if judged.size else math.nan
@@ -101,7 +109,7 @@ def detect_series(name: str, series: Series, detector_cls: type, windows: Window
     # with); end is its last flag.
     row["alerts"] = [
         {"start": _iso(ts[a]), "end": _iso(ts[b]), "severity": Severity(int(severity[a])).name.lower(),
-         "peak_score": _peak(values[a : b + 1])}
+         "peak_score": _peak(scores[a : b + 1])}
         for a, b in spans
     ]
     if windows is not None:

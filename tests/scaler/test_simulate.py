@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from helios.adapters.file import FileSource
+from helios.engine.anomaly.base import Severity
 from helios.engine.models import MODELS
 from helios.engine.replay.hpa import HPA, Behavior
 from helios.engine.replay.loop import Cluster
@@ -14,7 +15,7 @@ from helios.engine.replay.pods import Pods
 from helios.engine.types import Series
 from helios.scaler.cli import main
 from helios.scaler.config.metadata import MetadataParser
-from helios.scaler.config.settings import load_settings
+from helios.scaler.config.settings import AnomalySettings, load_settings
 from helios.scaler.tools.simulate.compare import Replay, compare
 from helios.scaler.tools.simulate.policies import ForecastTape, Helios, Reactive
 
@@ -182,6 +183,36 @@ def test_helios_decides_only_from_data_up_to_now():
         assert not np.array_equal(a.metrics[~before], b.metrics[~before])  # the change does matter after
 
 
+def spiky(n=360):
+    """Values alternating 99 / 101 (|zscore| 1), with three bursts at 130: samples 300-302, 336-338 (three
+    hours later: a new incident) and 342-343 (three quiet samples after it: the same incident)."""
+    ts = T0 + 300 * np.arange(n)
+    values = 100 + np.where(np.arange(ts.size) % 2, 1.0, -1.0)
+    for first, n in ((300, 3), (336, 3), (342, 2)):
+        values[first : first + n] = 130
+    return Series(ts, values)
+
+
+def test_the_tape_alerts_as_serving_does_once_per_incident():
+    trace = spiky()
+    settings = load_settings()
+    trigger = MetadataParser({"file": FileSource()}, settings.models, MODELS)(
+        "sim", "t", {"source": "file", "path": "t.csv", "targetValue": "10", "model": "baseline"})
+    tape = ForecastTape(trace, trigger, settings.models, settings.metrics, 300,
+                        anomaly=AnomalySettings(detector="zscore"))
+    for now in range(int(trace.timestamps[290]), int(trace.timestamps[-1]) + 1, 30):  # KEDA's 30 s polls
+        tape.refresh(now)
+    # Each sample is refreshed ten times, and refitted on every hour, yet it raises one alert at most;
+    # the bursts' later samples and the burst three samples after one continue its incident.
+    assert tape.fits >= 5
+    at = trace.timestamps
+    assert tape.alerts == [(int(at[300]), Severity.CRITICAL), (int(at[336]), Severity.CRITICAL)]
+    # Without the anomaly settings the tape scores nothing.
+    plain = ForecastTape(trace, trigger, settings.models, settings.metrics, 300)
+    plain.refresh(int(trace.timestamps[301]))
+    assert plain.alerts == []
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 def daily(tmp_path, name="web.csv", days=2, seed=0):
@@ -203,6 +234,21 @@ def test_json_rows_per_trace_and_policy(tmp_path, capsys):
     assert by["oracle"]["underprovisioned_fraction"] < by["reactive"]["underprovisioned_fraction"]
     # 12 hours of 1..20 replicas (the 99th percentile needs 20)
     assert 12 * 1 < by["reactive"]["replica_hours"] < 12 * 20
+
+
+def test_anomaly_alerts_are_counted_for_the_helios_policies_when_asked(tmp_path, capsys):
+    write_trace(tmp_path / "spiky.csv", spiky().values, end=int(spiky().timestamps[-1]))
+    config = tmp_path / "helios.yaml"
+    config.write_text("anomaly:\n  detector: zscore\n")
+    args = ["simulate", str(tmp_path / "spiky.csv"), "--warmup", "1d", "--policies", "reactive,naive",
+            "--config", str(config), "--anomaly-alerts"]
+    assert main([*args, "--format", "json"]) == 0
+    by = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    assert "anomaly_alerts" not in by["reactive"]  # no Helios, no detector
+    assert by["naive"]["anomaly_alerts"] == 2 and all(a.endswith("critical") for a in by["naive"]["anomaly_alerted"])
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("| anomaly_alerts |") and lines[2].endswith("| - |") and lines[3].endswith("| 2 |")
 
 
 def test_table_and_one_png_per_trace(tmp_path, capsys):

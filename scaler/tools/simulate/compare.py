@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import numpy as np
 
 from helios.adapters.file import FileSource
+from helios.engine.anomaly.base import Severity
 from helios.engine.models import MODELS
 from helios.engine.replay.loop import Cluster, Demand, Run, simulate
 from helios.engine.replay.provision import Choice
@@ -50,6 +52,9 @@ class Replay:
     days: float | None = None  # simulate only the last `days` of the trace
     peak_replicas: int = 20  # with no target value: the window's 99th percentile needs this many replicas
     trigger: dict[str, str] = field(default_factory=dict)  # scalerMetadata keys: quantile, leadTime, horizon
+    # Also the anomaly alerts serving would raise along the way (settings.anomaly's detector; xgboost
+    # scores each new sample with its saved detector, about 45 ms of CPU: off unless asked).
+    anomaly: bool = False
 
 
 def window(trace: Series, replay: Replay) -> tuple[float, float]:
@@ -89,9 +94,22 @@ class Comparison:
     cluster: Cluster  # resolved: its target value and capacity are set
     runs: dict[str, Run]  # by policy
     choices: dict[str, list[Choice]] = field(default_factory=dict)  # each Helios policy's provisioning choices
+    # With Replay.anomaly: each Helios policy's anomaly alerts, (sample timestamp, severity), in order.
+    alerts: dict[str, list[tuple[int, Severity]]] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
-        return [run.outcome.row(self.trace, policy) for policy, run in self.runs.items()]
+        rows = []
+        for policy, run in self.runs.items():
+            row = run.outcome.row(self.trace, policy)
+            if policy in self.alerts:
+                row["anomaly_alerts"] = len(self.alerts[policy])
+                row["anomaly_alerted"] = [f"{_iso(at)} {severity.name.lower()}" for at, severity in self.alerts[policy]]
+            rows.append(row)
+        return rows
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster, replay: Replay,
@@ -103,7 +121,7 @@ def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster,
     target = cluster.target_value
     parse = MetadataParser({"file": FileSource()}, settings.models, MODELS, settings.provisioning,
                            settings.scaling.pod_startup_seconds)
-    runs, choices = {}, {}
+    runs, choices, alerts = {}, {}, {}
     for policy in policies:
         if (h := headroom(policy)) is not None:
             chosen = Reactive(trace, h)
@@ -113,8 +131,11 @@ def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster,
         else:
             trigger = parse("sim", name[:63], {"source": "file", "path": name, "targetValue": repr(target),
                                                "model": policy, **hpa_keys(cluster), **replay.trigger})
-            tape = ForecastTape(trace, trigger, settings.models, settings.metrics, step, settings.provisioning)
+            tape = ForecastTape(trace, trigger, settings.models, settings.metrics, step, settings.provisioning,
+                                settings.anomaly if replay.anomaly else None)
             chosen = Helios(tape, trigger, settings.metrics.staleness_limit)
             choices[policy] = tape.choices
+            if replay.anomaly:
+                alerts[policy] = tape.alerts  # filled as the run refreshes the tape
         runs[policy] = simulate(demand, chosen, cluster, start, end)
-    return Comparison(name, cluster, runs, choices)
+    return Comparison(name, cluster, runs, choices, alerts)

@@ -4,6 +4,7 @@
 - reactive+N%: the same raised by N %, what a lower HPA target gives (the alternative to beat);
 - helios: the value GetMetrics would serve, made by Helios's own code (engine.pipeline fits and
   updates on the refresher's schedule, scaler.runtime.state.answer on the snapshot), from data up to now;
+  optionally with the anomaly alerts serving would raise on the way (ForecastTape's `anomaly`);
 - oracle: the true demand ahead, to bound what any policy can reach through the same HPA.
 """
 
@@ -14,15 +15,17 @@ import math
 from dataclasses import replace
 
 from helios.engine.align import align
+from helios.engine.anomaly.base import Severity
 from helios.engine.errors import HeliosError
-from helios.engine.pipeline import choose_provisioning, fit_and_forecast, update_and_forecast
+from helios.engine.pipeline import choose_provisioning, fit_and_forecast, score_latest, update_and_forecast
 from helios.engine.replay.loop import Demand
 from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
 from ...config.metadata import TriggerSpec
-from ...config.settings import MetricsSettings, ModelsSettings, ProvisioningSettings
+from ...config.settings import AnomalySettings, MetricsSettings, ModelsSettings, ProvisioningSettings
 from ...runtime.state import Availability, Snapshot, answer
+from ...runtime.workloads import Workload
 
 
 class Reactive:
@@ -63,10 +66,16 @@ class ForecastTape:
     Refresher's schedule. Each new forecast is settled and recorded in a forecast ledger as the
     insights do, so the live guard (engine.replay.provision.guarded) acts on the same rolling error as
     in the server. Fits take no simulated time. Times must not decrease.
+
+    With `anomaly` (a detector other than none), each new forecast is followed, as the insights follow
+    it, by the anomaly score of the newest sample, through the same Workload record and rule
+    (Workload.detector_due, Workload.take_score: refitted every anomaly.refit_interval, one alert per
+    incident): `alerts` lists the (sample timestamp, severity) of each alert serving would raise.
     """
 
     def __init__(self, trace: Series, trigger: TriggerSpec, models: ModelsSettings, metrics: MetricsSettings,
-                 step: int, provisioning: ProvisioningSettings | None = None) -> None:
+                 step: int, provisioning: ProvisioningSettings | None = None,
+                 anomaly: AnomalySettings | None = None) -> None:
         self._trace, self._models, self._metrics, self._step = trace, models, metrics, step
         self._provisioning = provisioning or ProvisioningSettings()
         self._trigger = trigger
@@ -79,6 +88,9 @@ class ForecastTape:
         self._ledger = ForecastLedger(interval_level=models.interval_level)
         self.fits = self.updates = self.failures = self.replays = 0
         self.choices: list = []  # every provisioning choice, in order (benchmarks show them)
+        self._anomaly = anomaly if anomaly is not None and anomaly.detector != "none" else None
+        self._record = Workload()  # the anomaly detector, the likelihood's state and the alert gate
+        self.alerts: list[tuple[int, Severity]] = []
 
     def refresh(self, now: float) -> Snapshot:
         history = self._trace.between(now - self._metrics.history, now)
@@ -108,7 +120,20 @@ class ForecastTape:
                                 model_details=fitted.details, forecast_error=self._ledger.error())
         if refit and self._trigger.slo is not None:
             self._provision(history)
+        if self._anomaly is not None:
+            self._score(history, now)
         return self.snapshot
+
+    def _score(self, history: Series, now: float) -> None:
+        """Insights._score without a worker: the newest sample's score, and whether it raises an alert."""
+        w, detector = self._record, self._anomaly.detector
+        refit = w.detector_due(now, self._anomaly.refit_interval, [])
+        try:
+            scored = score_latest(detector, None if refit else w.detector, history, self._step, None, w.likelihood)
+        except HeliosError:  # too little history yet: no score this time, as in the server
+            return
+        if w.take_score(scored, now, refit, []):
+            self.alerts.append((scored.timestamp, scored.severity))
 
     def _provision(self, history: Series) -> None:
         """The refresher's replay after each refit: the last choice stays when one fails."""
