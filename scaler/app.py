@@ -68,8 +68,7 @@ class HeliosApp:
         # behind them. The cheap detectors share the model workers.
         self.detection_runner = ModelRunner(settings.anomaly.workers, self.telemetry) \
             if settings.anomaly.detector == "xgboost" else self.runner
-        self.insights = Insights(self.detection_runner, self.workloads, settings, self.telemetry, clock,
-                                 settings.anomaly.workers)
+        self.insights = Insights(self.detection_runner, self.workloads, settings, self.telemetry, clock)
         # Provisioning replays (about 0.8 s of CPU per workload per refit: benchmarks/provisioning_cost.py) get
         # a process of their own too: a forecast update queued behind one would reach KEDA that much later.
         self.replay_runner = ModelRunner(settings.provisioning.workers, self.telemetry)

@@ -36,16 +36,13 @@ _REPLICA_ACTIONS = {Action.SCALE_UP, Action.SCALE_DOWN, Action.PREEMPTIVE_SCALE}
 
 class Insights:
     def __init__(self, runner: ModelRunner, workloads: Workloads, settings: Settings, telemetry: Telemetry,
-                 clock: Callable[[], float], workers: int = 1) -> None:
+                 clock: Callable[[], float]) -> None:
         self.policy = settings.scaling.policy()
         self._runner = runner
         self._workloads = workloads
         self._settings = settings
         self._telemetry = telemetry
         self._clock = clock
-        # Runs waiting here, not in the pool's queue: thousands of workloads registering at once must not
-        # pickle thousands of histories into it.
-        self._slots = asyncio.Semaphore(2 * workers)
 
     def follow(self, w: Workload, before: Snapshot, history: Series) -> None:
         """Derive, in a task of its own, the insights of the forecast just published for `before`'s
@@ -58,11 +55,12 @@ class Insights:
 
     async def _follow(self, w: Workload, key: WorkloadKey, before: Snapshot, history: Series) -> None:
         try:
-            async with self._slots:
-                snap = self._workloads.snapshot(key)
-                if snap is None or snap.forecast is None:
-                    return
-                derived = await self.after_forecast(w, before, snap, history)
+            # No limit here on runs under way: their scores wait in the runner, off the pool's queue, and
+            # those waiting together go to a worker as one batch.
+            snap = self._workloads.snapshot(key)
+            if snap is None or snap.forecast is None:
+                return
+            derived = await self.after_forecast(w, before, snap, history)
             self._workloads.publish(key, **derived)  # the trigger may have changed meanwhile, or the workload gone
         except Exception:  # noqa: BLE001 - a bug here must not end anything else; it is logged
             log.exception("insights failed", extra={"workload": "/".join(key)})
