@@ -183,6 +183,9 @@ class ModelRunner:
                 q.future.set_result(value)
             else:
                 q.future.set_exception(value)
+            # One caller resumes per turn of the event loop, so gRPC's calls are served between them: a
+            # batch's 64 callers (each publishing, recommending...) would otherwise all run in one turn.
+            await asyncio.sleep(0)
 
     async def _run(self, model: str, operation: str, timeout: float, fn, *args, batched: bool = False) -> Fitted:
         started = time.perf_counter()
