@@ -22,7 +22,7 @@ from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
 from ..config.settings import Settings
-from .runner import ModelRunner
+from .runner import BATCH, ModelRunner
 from .state import AnomalyReading, Availability, Snapshot, WorkloadKey, answer
 from .telemetry import Telemetry
 from .workloads import Workload, Workloads
@@ -43,6 +43,10 @@ class Insights:
         self._settings = settings
         self._telemetry = telemetry
         self._clock = clock
+        # At most a batch of runs at a time: enough for their anomaly scores to go to a worker together
+        # (runtime/runner.py), few enough that their continuations leave the event loop to GetMetrics.
+        # Unbounded, a cycle of 1,000 workloads delayed the loop by 13-29 ms at p99 instead of 5-13 ms.
+        self._slots = asyncio.Semaphore(BATCH)
 
     def follow(self, w: Workload, before: Snapshot, history: Series) -> None:
         """Derive, in a task of its own, the insights of the forecast just published for `before`'s
@@ -55,12 +59,11 @@ class Insights:
 
     async def _follow(self, w: Workload, key: WorkloadKey, before: Snapshot, history: Series) -> None:
         try:
-            # No limit here on runs under way: their scores wait in the runner, off the pool's queue, and
-            # those waiting together go to a worker as one batch.
-            snap = self._workloads.snapshot(key)
-            if snap is None or snap.forecast is None:
-                return
-            derived = await self.after_forecast(w, before, snap, history)
+            async with self._slots:
+                snap = self._workloads.snapshot(key)
+                if snap is None or snap.forecast is None:
+                    return
+                derived = await self.after_forecast(w, before, snap, history)
             self._workloads.publish(key, **derived)  # the trigger may have changed meanwhile, or the workload gone
         except Exception:  # noqa: BLE001 - a bug here must not end anything else; it is logged
             log.exception("insights failed", extra={"workload": "/".join(key)})
