@@ -80,6 +80,7 @@ class ModelRunner:
         self._queued: list[_Queued] = []  # batched calls waiting for a slot
         self._dispatcher: asyncio.Task | None = None
         self._sending: set[asyncio.Task] = set()
+        self._settling = asyncio.Lock()
 
     async def warm_up(self) -> None:
         """Start the workers now, so the first refresh does not pay for their imports."""
@@ -176,16 +177,17 @@ class ModelRunner:
             outcomes = [(False, e)] * len(batch)
         finally:
             self._slots.release()
-        for q, (ok, value) in zip(batch, outcomes, strict=True):
-            if q.future.done():
-                continue
-            if ok:
-                q.future.set_result(value)
-            else:
-                q.future.set_exception(value)
-            # One caller resumes per turn of the event loop, so gRPC's calls are served between them: a
-            # batch's 64 callers (each publishing, recommending...) would otherwise all run in one turn.
-            await asyncio.sleep(0)
+        async with self._settling:
+            for q, (ok, value) in zip(batch, outcomes, strict=True):
+                if q.future.done():
+                    continue
+                if ok:
+                    q.future.set_result(value)
+                else:
+                    q.future.set_exception(value)
+                # One caller resumes per turn of the event loop, of one batch at a time, so gRPC's calls are
+                # served between them: a batch's 64 callers each publish and recommend when they resume.
+                await asyncio.sleep(0)
 
     async def _run(self, model: str, operation: str, timeout: float, fn, *args, batched: bool = False) -> Fitted:
         started = time.perf_counter()
