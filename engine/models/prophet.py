@@ -86,8 +86,8 @@ class ProphetModel(Forecaster):
         self._fitted: tuple[str, Any] | None = None  # (the state's model JSON, that model rebuilt)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ProphetModel:
-        model = super().from_bytes(data)
+    def from_doc(cls, doc: dict[str, Any]) -> ProphetModel:
+        model = super().from_doc(doc)
         missing = [key for key in STATE_KEYS if key not in (model.state or {})]
         if missing:  # fail at load, not at the first forecast
             raise ValueError(f"prophet: artifact state lacks {', '.join(missing)}: another version wrote it; refit")

@@ -22,7 +22,7 @@ from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
 from ..config.settings import Settings
-from .runner import ModelRunner
+from .runner import BATCH, ModelRunner
 from .state import AnomalyReading, Availability, Snapshot, WorkloadKey, answer
 from .telemetry import Telemetry
 from .workloads import Workload, Workloads
@@ -36,16 +36,17 @@ _REPLICA_ACTIONS = {Action.SCALE_UP, Action.SCALE_DOWN, Action.PREEMPTIVE_SCALE}
 
 class Insights:
     def __init__(self, runner: ModelRunner, workloads: Workloads, settings: Settings, telemetry: Telemetry,
-                 clock: Callable[[], float], workers: int = 1) -> None:
+                 clock: Callable[[], float]) -> None:
         self.policy = settings.scaling.policy()
         self._runner = runner
         self._workloads = workloads
         self._settings = settings
         self._telemetry = telemetry
         self._clock = clock
-        # Runs waiting here, not in the pool's queue: thousands of workloads registering at once must not
-        # pickle thousands of histories into it.
-        self._slots = asyncio.Semaphore(2 * workers)
+        # At most a batch of runs at a time: enough for their anomaly scores to go to a worker together
+        # (runtime/runner.py), few enough that their continuations leave the event loop to GetMetrics.
+        # Unbounded, a cycle of 1,000 workloads delayed the loop by 13-29 ms at p99 instead of 5-13 ms.
+        self._slots = asyncio.Semaphore(BATCH)
 
     def follow(self, w: Workload, before: Snapshot, history: Series) -> None:
         """Derive, in a task of its own, the insights of the forecast just published for `before`'s

@@ -88,6 +88,8 @@ def test_save_and_load_forecast_the_same(fitted):
         assert type(restored) is type(fitted) and restored.params == fitted.params
         assert_same(restored.predict(HORIZON), fitted.predict(HORIZON))
         assert restored.describe() == fitted.describe()
+    legacy = json.dumps(json.loads(data)).encode()  # as artifacts were written before pydantic's JSON
+    assert_same(load(legacy).predict(HORIZON), fitted.predict(HORIZON))
     other = next(cls for name, cls in MODELS.items() if name != fitted.name)
     with pytest.raises(ValueError, match=fitted.name):
         other.from_bytes(data)
