@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
-from helios.engine.anomaly import AnomalyScores, Severity, severity
+from helios.engine.anomaly import AnomalyScores, Severity, detector_class, severity
 from helios.engine.errors import HeliosError
 from helios.engine.pipeline import detect_all
 from helios.engine.recommend import Recommendation, WorkloadInputs, recommend
@@ -104,6 +104,12 @@ class Inquiries:
         return await self._detect(detector, w.history, int(self._settings.metrics.step), saved, "workload")
 
     async def detect_series(self, series: Series, step: int, detector: str) -> tuple[Series, AnomalyScores]:
+        # A series too short for the detector is refused here, not after starting a worker for it: on its
+        # step grid it cannot hold more samples than its span does.
+        need = getattr(detector_class(detector), "min_history", 0)
+        steps = int((series.timestamps[-1] - series.timestamps[0]) // step) + 1 if len(series) else 0
+        if steps < need:
+            raise Rejected("series", f"{detector} needs at least {need} samples, got {len(series)}")
         return await self._detect(detector, series, step, None, "series")
 
     async def _detect(self, detector: str, series: Series, step: int, saved: bytes | None,
