@@ -222,7 +222,8 @@ async def test_an_adhoc_fit_past_its_time_budget_is_unavailable_not_a_bad_input(
 
 async def test_the_xgboost_detector_is_fitted_once_per_refit_interval_in_processes_of_its_own(
         start_app, client_for, tmp_path):
-    path = write_trace(tmp_path / "load.csv", spiky(n=2016), end=time.time() - 300)  # one step behind now
+    written = time.time() - 300
+    path = write_trace(tmp_path / "load.csv", spiky(n=2016), end=written)  # one step behind now
     app = await start_app(fast_settings(anomaly={"detector": "xgboost", "refit_interval": "1d"}))
     assert app.detection_runner is not app.runner
     client = client_for(app)
@@ -236,7 +237,9 @@ async def test_the_xgboost_detector_is_fitted_once_per_refit_interval_in_process
     assert first.detector == "xgboost" and first.severity.name == "CRITICAL"
     fitted = app.workloads.get(key).detector_fitted_at
     await app.refresher.refresh(key)  # no new sample: no new forecast, nothing scored
-    write_trace(path, [*spiky(n=2016), 50.0])  # the next sample arrives
+    # The next sample arrives, one step after the first write's last (not at now's step: a step boundary may
+    # have passed since then)
+    write_trace(path, [*spiky(n=2016), 50.0], end=written + 300)
     await app.refresher.refresh(key)
     for _ in range(500):  # the insights of the new forecast follow in their own task
         if app.store.get(key).anomaly.timestamp > first.timestamp:
