@@ -37,6 +37,8 @@ from helios.engine.anomaly.nab import (
 from helios.engine.errors import HeliosError
 from helios.engine.types import Series
 
+from .tables import utc_iso
+
 TOTAL = "TOTAL"
 
 
@@ -81,7 +83,7 @@ def detect_series(name: str, series: Series, detector_cls: type, windows: Window
     skip = probation_steps(len(series), probation)
     fit_on = Series(series.timestamps[:skip], series.values[:skip]) if skip else series
     row: dict = {"series": name, "detector": detector_cls.name, "steps": len(series),
-                 "scored_from": _iso(series.timestamps[min(skip, len(series) - 1)])}
+                 "scored_from": utc_iso(series.timestamps[min(skip, len(series) - 1)])}
     began = time.perf_counter()
     try:
         scores = detector_cls().fit(fit_on).score(series)
@@ -108,7 +110,7 @@ def judge(ts: np.ndarray, scores: np.ndarray, severity: np.ndarray, skip: int, w
     # One alert per excursion, at its first flag: start, with that flag's severity (what serving alerts
     # with); end is its last flag.
     row["alerts"] = [
-        {"start": _iso(ts[a]), "end": _iso(ts[b]), "severity": Severity(int(severity[a])).name.lower(),
+        {"start": utc_iso(ts[a]), "end": utc_iso(ts[b]), "severity": Severity(int(severity[a])).name.lower(),
          "peak_score": _peak(scores[a : b + 1])}
         for a, b in spans
     ]
@@ -175,8 +177,6 @@ def _nanmean(values: list[float]) -> float:
     return sum(present) / len(present) if present else math.nan
 
 
-def _iso(ts) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 COLUMNS = ("series", "detector", "steps", "flagged steps", "alerts", "max abs score", "P", "R", "F1",

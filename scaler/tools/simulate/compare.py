@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from helios.engine.types import Series
 
 from ...config.metadata import MetadataParser
 from ...config.settings import Settings
+from ..tables import utc_iso
 from .policies import ForecastTape, Helios, Oracle, Reactive
 
 BENCHMARKS = ("reactive", "oracle")  # the policies that are not a Helios model
@@ -103,13 +103,9 @@ class Comparison:
             row = run.outcome.row(self.trace, policy)
             if policy in self.alerts:
                 row["anomaly_alerts"] = len(self.alerts[policy])
-                row["anomaly_alerted"] = [f"{_iso(at)} {severity.name.lower()}" for at, severity in self.alerts[policy]]
+                row["anomaly_alerted"] = [f"{utc_iso(at)} {level.name.lower()}" for at, level in self.alerts[policy]]
             rows.append(row)
         return rows
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def compare(name: str, trace: Series, policies: Sequence[str], cluster: Cluster, replay: Replay,
