@@ -34,11 +34,12 @@ Where a level cuts
     of the likelihood's false-alarm excursions, per decade: how far a level stands from the windows.
 Halvings
     --halvings N random splits (numpy seed --seed) of the files into two halves: each rule's NAB standard
-    on each half, so a choice that only one file's luck makes best shows up.
+    on each half, on how many halves it beats shipped and by how much it falls short at worst, so a
+    choice that only one file's luck makes best shows up.
 
 Run it
     .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data               # the table and 6 halvings
-    .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --per-file    # and windows lost per rule
+    .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --per-file    # and windows, FP per file
     .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --thin 12     # hourly files on 5 minutes
     .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --seasonal-jitter 0   # other references
 
