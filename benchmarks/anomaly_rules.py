@@ -18,17 +18,30 @@ Rules (each gives a severity per step; a step is flagged at WARNING)
                       has shown is a WARNING: the range channel's analogue on the residual
     + window K        shipped, and the likelihood of the K-step mean (its own running distribution) at the
                       shipped level: a short window beside the 12-step one
+    seasonal ...      a cheap seasonal reference beside the XGBoost residual (issue 14, third pass), judged by
+                      the shipped likelihood and range channel: distance_t, from the value to the nearest value
+                      at the same time of day (+- --seasonal-jitter) on each of the --seasonal-days days before,
+                      in the score's own standard deviations (s_t = distance_t / sigma_t), and
+                      seasonal geo        the likelihood judges sign(score) * sqrt(|score| * s): the geometric
+                                          mean of the two surprises; NaN (skipped) until an earlier day exists
+                      seasonal geo, score before a day   the same, with the score itself where no earlier day
+                                          holds a value (so the series' first day enters the likelihood unscaled)
+                      seasonal min        the smaller of |score| and s, with the score's sign
+                      seasonal veto       shipped, but no flag where s < 0.5 (the value was seen at this time of
+                                          day within the week)
 Where a level cuts
     the smallest likelihood tail inside each window the range channel does not find, and inside each
     of the likelihood's false-alarm excursions, per decade: how far a level stands from the windows.
 Halvings
     --halvings N random splits (numpy seed --seed) of the files into two halves: each rule's NAB standard
-    on each half, so a choice that only one file's luck makes best shows up.
+    on each half, on how many halves it beats shipped and by how much it falls short at worst, so a
+    choice that only one file's luck makes best shows up.
 
 Run it
     .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data               # the table and 6 halvings
-    .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --per-file    # and windows lost per rule
+    .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --per-file    # and windows, FP per file
     .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --thin 12     # hourly files on 5 minutes
+    .venv/bin/python benchmarks/anomaly_rules.py --data ../shared/data --seasonal-jitter 0   # other references
 
 Labels only judge: no rule here sees them.
 """
@@ -49,6 +62,7 @@ from anomaly_detection import corpus_totals, profiles_and_false_alarm_rate, summ
 
 from helios.engine.align import align  # noqa: E402
 from helios.engine.anomaly import AnomalyScores, detector_class  # noqa: E402
+from helios.engine.anomaly import xgb as xgb_detector  # noqa: E402
 from helios.engine.anomaly.alerts import excursions  # noqa: E402
 from helios.engine.anomaly.base import severity as severity_of_score  # noqa: E402
 from helios.engine.anomaly.likelihood import (  # noqa: E402
@@ -70,6 +84,9 @@ LEVELS = (1e-5, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12)
 SHORT_WINDOWS = (1, 3, 6)
 
 Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (scores, values) -> severity per step
+FileRule = Callable[[dict], np.ndarray]  # a cached file (ts, values, scores, sigma, skip) -> severity per step
+DAY = 86400
+VETO_SIGMA = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thin", type=int, default=1, metavar="K",
                    help="keep every K-th sample of each file before aligning it to --step (6: 30-minute data "
                         "interpolated onto 5 minutes, as nyc_taxi is): how the rules fare on coarser files")
+    p.add_argument("--seasonal-days", type=int, default=7, help="days the seasonal reference looks back (default 7)")
+    p.add_argument("--seasonal-jitter", default="15m",
+                   help="how far from the same time of day a past value still counts (default 15m)")
     p.add_argument("--halvings", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-file", action="store_true", help="also the windows each rule loses and gains against raw")
@@ -95,30 +115,36 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     files = {name: _scored(data / name, Path(args.cache), step, args.probation, args.thin) for name in sorted(labels)}
     _check_reimplementation(files)
+    jitter = int(parse_duration(args.seasonal_jitter))
+    for f in files.values():
+        f["seasonal"] = seasonal_distance(f["values"], step, args.seasonal_days, jitter) / f["sigma"]
 
-    rules = RULES()
+    rules: dict[str, FileRule] = {name: (lambda f, r=r: r(f["scores"], f["values"])) for name, r in RULES().items()}
+    rules.update(SEASONAL_RULES)
     rows, hits = [], {}
     for rule, severity in rules.items():
         for name, f in files.items():
             windows = detection.snap(labels[name], step)
             row = {"series": name, "detector": rule, "steps": f["ts"].size, "seconds": 0.0,
-                   **detection.judge(f["ts"], f["scores"], severity(f["scores"], f["values"]), f["skip"], windows,
-                                     args.quiet_steps)}
+                   **detection.judge(f["ts"], f["scores"], severity(f), f["skip"], windows, args.quiet_steps)}
             row.update(profiles_and_false_alarm_rate(row, f["ts"], windows, args.probation, step))
             rows.append(row)
             hits[rule, name] = _hits(row, windows)
     totals = corpus_totals(rows, list(rules))
     print(f"Alert rules on the cached xgboost scores of {len(files)} labelled files of {data} "
-          f"({sum(len(w) for w in labels.values())} windows)\n")
+          f"({sum(len(w) for w in labels.values())} windows; seasonal reference: {args.seasonal_days} days, "
+          f"+-{args.seasonal_jitter})\n")
     print(summary_table(totals).replace("| detector |", "| rule |", 1))
     if args.per_file:
-        print("\n| rule | windows lost against raw | gained |\n|---|---|---|")
-        for rule in rules:
-            lost = [f"{n} #{i + 1}" for n in files for i, (h, h0) in
-                    enumerate(zip(hits[rule, n], hits["raw", n], strict=True)) if h0 and not h]
-            gained = [f"{n} #{i + 1}" for n in files for i, (h, h0) in
-                      enumerate(zip(hits[rule, n], hits["raw", n], strict=True)) if h and not h0]
-            print(f"| {rule} | {', '.join(lost) or '-'} | {', '.join(gained) or '-'} |")
+        for against in ("raw", "shipped"):
+            print(f"\n| rule | windows lost against {against} | gained |\n|---|---|---|")
+            for rule in rules:
+                lost = [f"{n} #{i + 1}" for n in files for i, (h, h0) in
+                        enumerate(zip(hits[rule, n], hits[against, n], strict=True)) if h0 and not h]
+                gained = [f"{n} #{i + 1}" for n in files for i, (h, h0) in
+                          enumerate(zip(hits[rule, n], hits[against, n], strict=True)) if h and not h0]
+                print(f"| {rule} | {', '.join(lost) or '-'} | {', '.join(gained) or '-'} |")
+        print("\n" + false_alarms_by_file(rows, list(rules), sorted(files)))
     if args.halvings:
         print("\n" + halvings_table(rows, list(rules), sorted(files), args.halvings, args.seed))
     print("\n" + tail_decades(files, {name: detection.snap(labels[name], step) for name in files}))
@@ -140,6 +166,59 @@ def RULES() -> dict[str, Rule]:  # noqa: N802 - a table, built on call
         rules[f"+ window {k}"] = lambda s, v, k=k: _severity(s, np.fmin(batch_tail(s), mean_tail(s, k)),
                                                               novel=outside_range(v))
     return rules
+
+
+def _shipped_on(surprise: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The shipped rule (likelihood at WARNING_TAIL and the range channel) with `surprise` in the score's place."""
+    return AnomalyScores("xgboost", np.arange(surprise.size), surprise, 1.0 - batch_tail(surprise, values)).severity
+
+
+def _geo(f: dict, before_a_day: bool = False) -> np.ndarray:
+    z, s = f["scores"], f["seasonal"]
+    geo = np.sign(z) * np.sqrt(np.abs(z) * s)  # NaN without an earlier day: the likelihood skips the step
+    return np.where(np.isnan(s), z, geo) if before_a_day else geo
+
+
+def _veto(f: dict) -> np.ndarray:
+    seen = np.isfinite(f["seasonal"]) & (f["seasonal"] < VETO_SIGMA)
+    return np.where(seen, 0, _shipped_on(f["scores"], f["values"]))
+
+
+SEASONAL_RULES: dict[str, FileRule] = {
+    "seasonal geo": lambda f: _shipped_on(_geo(f), f["values"]),
+    "seasonal geo, score before a day": lambda f: _shipped_on(_geo(f, before_a_day=True), f["values"]),
+    # np.minimum keeps NaN: skipped until an earlier day exists, as in seasonal geo
+    "seasonal min": lambda f: _shipped_on(np.sign(f["scores"]) * np.minimum(np.abs(f["scores"]), f["seasonal"]),
+                                          f["values"]),
+    "seasonal veto": _veto,
+}
+
+
+def seasonal_distance(values: np.ndarray, step: int, days: int, jitter: int) -> np.ndarray:
+    """Per step of a regular series, the distance from its value to the nearest value within `jitter`
+    seconds of the same time of day on each of the `days` days before it; NaN where none holds a value
+    (or the step's own value is missing). Only values before the step: causal."""
+    x = np.asarray(values, dtype=float)
+    out = np.full(x.size, np.inf)
+    period = DAY // step if DAY % step == 0 and step < DAY else 0
+    for k in range(1, days + 1 if period else 1):
+        for j in range(-(jitter // step), jitter // step + 1):
+            lag = k * period - j
+            if 0 < lag < x.size:
+                out[lag:] = np.fmin(out[lag:], np.abs(x[lag:] - x[:-lag]))  # fmin: a missing neighbour is none
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def false_alarms_by_file(rows: list[dict], rules: list[str], names: list[str]) -> str:
+    """False-alarm events per file and rule (the files where any rule differs from shipped)."""
+    by = {(r["detector"], r["series"]): r["false_positive_events"] for r in rows}
+    shown = [n for n in names if any(by[rule, n] != by["shipped", n] for rule in rules if rule != "raw")]
+    lines = ["False-alarm events per file (files where a rule other than raw differs from shipped):\n",
+             "| rule | " + " | ".join(n.removeprefix("nab_").removesuffix(".csv") for n in shown) + " |",
+             "|---|" + "---:|" * len(shown)]
+    lines += [f"| {rule} | " + " | ".join(str(by[rule, n]) for n in shown) + " |" for rule in rules]
+    return "\n".join(lines)
 
 
 def _severity(scores: np.ndarray, tail: np.ndarray, level: float = WARNING_TAIL,
@@ -197,10 +276,14 @@ def halvings_table(rows: list[dict], rules: list[str], names: list[str], n: int,
     cols = [f"{i // 2 + 1}{'ab'[i % 2]}" for i in range(len(halves))]
     lines = [f"NAB standard on {n} random halvings (seed {seed}; split k: halves ka and kb of "
              f"{len(names) // 2} and {len(names) - len(names) // 2} files):\n",
-             "| rule | " + " | ".join(cols) + " | mean |", "|---|" + "---:|" * (len(cols) + 1)]
+             "| rule | " + " | ".join(cols) + " | mean | halves above shipped | worst against shipped |",
+             "|---|" + "---:|" * (len(cols) + 3)]
     for rule in rules:
         values = [score[rule, h] for h in range(len(halves))]
-        lines.append(f"| {rule} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {np.mean(values):.1f} |")
+        above = sum(score[rule, h] > score["shipped", h] for h in range(len(halves)))
+        worst = min(score[rule, h] - score["shipped", h] for h in range(len(halves)))
+        lines.append(f"| {rule} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {np.mean(values):.1f} | "
+                     f"{above} | {worst:+.1f} |")
     levels = [f"level {level:.0e}" for level in LEVELS]
     best = [max(levels, key=lambda r, h=h: score[r, h]) for h in range(len(halves))]
     lines.append("\nBest level on each half: " + ", ".join(b.removeprefix("level ") for b in best))
@@ -246,22 +329,53 @@ def _hits(row: dict, windows) -> list[bool]:
 def _scored(path: Path, cache: Path, step: int, probation: float, thin: int = 1) -> dict:
     """The xgboost scores of one file as the benchmark computes them (of every `thin`-th sample of it,
     aligned to `step` again), cached by the file's content."""
-    digest = hashlib.sha256(path.read_bytes() + f"{step} {probation} {thin}".encode()).hexdigest()
+    digest = hashlib.sha256(path.read_bytes() + f"{step} {probation} {thin} sigma".encode()).hexdigest()
     cached = cache / f"{path.stem}{f'.thin{thin}' if thin > 1 else ''}.npz"
     if cached.is_file():
         with np.load(cached) as f:
             if str(f["digest"]) == digest:
-                return {"ts": f["ts"], "values": f["values"], "scores": f["scores"], "skip": int(f["skip"])}
+                return {"ts": f["ts"], "values": f["values"], "scores": f["scores"], "sigma": f["sigma"],
+                        "skip": int(f["skip"])}
     print(f"scoring {path.name}", file=sys.stderr)
     series = detection.load_series(path, step)
     if thin > 1:
         series = align(Series(series.timestamps[::thin], series.values[::thin]), step)
     skip = probation_steps(len(series), probation)
     fit_on = Series(series.timestamps[:skip], series.values[:skip]) if skip else series
-    scores = detector_class("xgboost")().fit(fit_on).score(series)
+    detector = detector_class("xgboost")().fit(fit_on)
+    scores = detector.score(series)
+    residuals, sigma = _residuals_and_sigma(detector, series)
+    if not np.allclose(residuals / sigma, scores.scores, rtol=1e-9, atol=0, equal_nan=True):
+        raise SystemExit(f"anomaly_rules: the residual and sigma of {path.name} do not give the detector's scores")
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, digest=digest, ts=scores.timestamps, values=series.values, scores=scores.scores, skip=skip)
-    return {"ts": scores.timestamps, "values": series.values, "scores": scores.scores, "skip": skip}
+    np.savez(cached, digest=digest, ts=scores.timestamps, values=series.values, scores=scores.scores, sigma=sigma,
+             skip=skip)
+    return {"ts": scores.timestamps, "values": series.values, "scores": scores.scores, "sigma": sigma, "skip": skip}
+
+
+def _residuals_and_sigma(detector, series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample of `series`, the XGBoost residual and the standard deviation its score divides it by
+    (engine/anomaly/xgb.py's score, step by step; _scored checks that their ratio is the score)."""
+    s = detector.state
+    full = detector._after_tail(series)
+    grid, features, base, actual = xgb_detector._design(full, s["step"], {})
+    predicted = np.full(grid.size, np.nan)
+    ready = np.isfinite(base) & np.isfinite(actual)
+    fold = np.searchsorted(s["fold_starts"], grid, side="right") - 1
+    fold[(grid < s["fold_starts"][0]) | (grid > s["history_end"])] = -1
+    for k, booster in enumerate(detector._boosters):
+        rows = ready & (fold == k)
+        if rows.any():
+            predicted[rows] = xgb_detector._predict(booster, features[rows])
+    new = ready & (fold == -1)
+    if new.any():
+        predicted[new] = np.mean([xgb_detector._predict(b, features[new]) for b in detector._boosters], axis=0)
+    residuals = actual - base - predicted - s["bias"]
+    sigma = s["calibration"] * np.fmax(s["scale"], detector._volatility(grid, residuals, series.timestamps[0]))
+    rows = xgb_detector._rows(series.timestamps, grid, s["step"])
+    out = np.full((2, len(series)), np.nan)
+    out[:, rows >= 0] = np.vstack([residuals, sigma])[:, rows[rows >= 0]]
+    return out[0], out[1]
 
 
 def _check_reimplementation(files: dict[str, dict]) -> None:
