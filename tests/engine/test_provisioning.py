@@ -19,12 +19,14 @@ from helios.engine.replay.loop import Cluster
 from helios.engine.replay.provision import (
     FORECAST_LADDER,
     HEADROOM_LADDER,
+    MARGIN_STEPS,
     REFINE_STEPS,
     SLO,
     Replayed,
     TapePolicy,
     VersusHeadroom,
     _best,
+    _finest,
     _pick,
     choose,
     versus_headroom,
@@ -209,6 +211,25 @@ def test_the_bisection_finds_the_cheapest_rung_an_exhaustive_search_finds():
         exhaustive = [replay(p) for p in ladder]
         meeting = [r for r in exhaustive if r.underprovisioned_fraction <= target]
         assert meeting and found.replica_hours <= min(r.replica_hours for r in meeting) * 1.02
+
+
+def test_headroom_is_searched_below_its_cheapest_rung_that_meets_the_target():
+    # A smooth CPU trace: short 20 % of the time at +0 %, 1 % at +5 %; a 2 % target needs +3.8 %.
+    def replay(plan):
+        under = 0.2 * math.exp(-60 * plan.margin)
+        return rung("headroom", 100 * (1 + plan.margin), under, under / 10, plan.margin)
+
+    target, needed = 0.02, math.log(10) / 60
+    cheapest_rung = _best(HEADROOM_LADDER, replay, target, cap=1e9)
+    assert cheapest_rung.plan.margin == 0.05
+    found = _finest(HEADROOM_LADDER, cheapest_rung, replay, target, cap=1e9)
+    assert found.underprovisioned_fraction <= target and found.plan.basis == "headroom"
+    assert needed < found.plan.margin <= needed + 0.05 / 2 ** MARGIN_STEPS  # within the bisection's resolution
+    assert found.replica_hours < cheapest_rung.replica_hours
+    # Reactive meets it, or nothing does within the cap: nothing to search.
+    assert _finest(HEADROOM_LADDER, replay(HEADROOM_LADDER[0]), replay, 0.5, cap=1e9).plan == HEADROOM_LADDER[0]
+    short = replay(HEADROOM_LADDER[-1])
+    assert _finest(HEADROOM_LADDER, short, replay, 0.0, cap=1e9) is short
 
 
 def test_a_cold_start_is_insufficient_data_and_one_day_of_history_is_enough():
