@@ -45,6 +45,8 @@ def fast_settings(**sections):
         "log_format": "text",
         "security": {"health_port": 0},
         "anomaly": {"detector": "zscore"},  # xgboost's fit takes seconds per workload; its own tests use it
+        # baseline's forecasts are exact to recompute in a test and instant; ets (the default) has its own tests
+        "models": {"default": "baseline"},
         # The traces tests write live in pytest's temporary folders: `source: file` may read those only.
         "sources": {"file": {"roots": [tempfile.gettempdir()]}},
     }

@@ -94,7 +94,7 @@ class AutoSettings(_Section):
 
 
 class ModelsSettings(_Section):
-    default: str = "baseline"
+    default: str = "ets"
     horizon: Seconds = 1800.0
     lead_time: Seconds = 300.0
     # 0.7: most traces with half the shortfalls of reactive scaling for <= 10% more replicas (benchmarks/scaling.py)

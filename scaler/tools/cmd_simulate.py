@@ -36,9 +36,9 @@ def register(commands) -> None:
                                         "delay, once per policy, and reports how often each was under-provisioned "
                                         "and what it cost.")
     p.add_argument("paths", nargs="+", metavar="TRACE", help="timestamp,value CSV files or folders of them")
-    p.add_argument("--policies", default="reactive,baseline,oracle",
+    p.add_argument("--policies",
                    help="comma-separated: reactive, reactive+N%% (reactive with N %% headroom, e.g. reactive+20%%), "
-                        "oracle, or a Helios model name (default reactive,baseline,oracle)")
+                        "oracle, or a Helios model name (default: reactive, models.default, oracle)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target-value", type=float, metavar="X",
                         help="the trigger's targetValue (default: the window's 99th percentile / --peak-replicas)")
@@ -74,13 +74,13 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        policies = _policies(args.policies)
+        settings = load_settings(args.config)
+        policies = _policies(args.policies or f"reactive,{settings.models.default},oracle")
         cluster = _cluster(args)
         replay = Replay(warmup=parse_duration(args.warmup), days=args.days, peak_replicas=args.peak_replicas,
                         trigger={key: getattr(args, flag) for flag, key in TRIGGER_FLAGS.items()
                                  if getattr(args, flag) is not None}, anomaly=args.anomaly_alerts)
         fixed_step = None if args.step == "native" else int(parse_duration(args.step))
-        settings = load_settings(args.config)
         traces = {f.name: read_csv(str(f)) for f in csv_files(args.paths)}
     except (ConfigError, HeliosError, ValueError) as e:
         return _fail(str(e))

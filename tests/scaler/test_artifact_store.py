@@ -25,6 +25,12 @@ from .test_train import scaled_object
 KEY = ("shop", "web", "helios-file-0123456789")
 
 
+@pytest.fixture(autouse=True)
+def _train_what_the_test_servers_serve(monkeypatch):
+    """`helios train` reads the settings serve would: pin its model to the tests' servers' (fast_settings)."""
+    monkeypatch.setenv("HELIOS_MODELS__DEFAULT", "baseline")
+
+
 @pytest.fixture
 def s3(monkeypatch):
     """A bucket on a local S3-compatible server; the AWS client libraries find it through their usual variables."""

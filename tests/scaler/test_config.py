@@ -24,7 +24,7 @@ def test_durations_format_shortest():
 def test_defaults_are_the_documented_ones():
     s = load_settings()
     assert (s.server.grpc_port, s.server.metrics_port) == (6000, 8080)
-    assert s.models.default == "baseline" and s.models.params_for("baseline") == {
+    assert s.models.default == "ets" and s.models.params_for("baseline") == {
         "window": 12, "trend_window": 24, "calibration_window": 2016}
     assert (s.metrics.step, s.models.horizon, s.models.lead_time) == (300, 1800, 300)
 

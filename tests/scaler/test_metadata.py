@@ -14,7 +14,7 @@ def parse():
 def test_minimal_demo_trigger_gets_the_defaults(parse):
     t = parse("shop", "web", {"source": "demo", "targetValue": "100", "scalerAddress": "helios:6000"})
     assert (t.target_value, t.activation_value, t.horizon, t.lead_time) == (100, 0, 1800, 300)
-    assert (t.model, t.quantile, t.mode) == ("baseline", 0.7, "act")
+    assert (t.model, t.quantile, t.mode) == ("ets", 0.7, "act")
     assert METRIC_NAME.match(t.metric_name) and t.metric_name.startswith("helios-demo-")
 
 

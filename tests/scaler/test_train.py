@@ -22,6 +22,12 @@ def scheduler():
         yield cluster.scheduler_address
 
 
+@pytest.fixture(autouse=True)
+def _train_what_the_test_servers_serve(monkeypatch):
+    """`helios train` reads the settings serve would: pin its model to the tests' servers' (fast_settings)."""
+    monkeypatch.setenv("HELIOS_MODELS__DEFAULT", "baseline")
+
+
 def train(*args: str, scheduler: str) -> int:
     return main(["train", *args, "--scheduler", scheduler])
 
