@@ -30,6 +30,7 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -223,7 +224,7 @@ class Cluster:
                 state = {**(pickle.loads(record) if record else {}), **(pickle.loads(artifacts) if artifacts else {})}
                 snapshot = await r.get(f"{self._p}:snap:{_name(key)}")
                 if snapshot is not None and self._store.get(key) is None:
-                    self._store.put_copy(pickle.loads(snapshot))
+                    self._store.put_copy(self._local_trigger(pickle.loads(snapshot)))
                 self._telemetry.ownership_moves.inc()
                 self._adopt(trigger, state, asked)
             else:
@@ -303,7 +304,16 @@ class Cluster:
             return
         snap: Snapshot = pickle.loads(raw)
         if not self.owns(snap.trigger.key):  # the owner's own copy is the original
-            self._store.put_copy(snap)
+            self._store.put_copy(self._local_trigger(snap))
+
+    def _local_trigger(self, snap: Snapshot) -> Snapshot:
+        """`snap` with the trigger object this replica was asked with, when equal: a trigger unpickled with
+        every copy is two thirds of a snapshot's tracked objects, and each copy's lived until the next one,
+        so the collector's full collections (about 470 ms for 3,000 workloads' copies) came twice as often."""
+        asked = self._asked.get(snap.trigger.key)
+        if asked is not None and asked[0] is not snap.trigger and asked[0] == snap.trigger:
+            return replace(snap, trigger=asked[0])
+        return snap
 
     async def _safe(self, call) -> None:
         try:

@@ -79,6 +79,8 @@ async def test_each_workload_has_one_owner_and_every_replica_answers_the_same(re
         va = (await ca.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
         vb = (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
         assert va == vb
+    for key in owned(a):  # b's copies hold the trigger b parsed, not one unpickled with every copy
+        assert b.store.get(key).trigger is b.cluster._asked[key][0]
     listed = await cb.admin.ListWorkloads(admin_pb.ListWorkloadsRequest(), timeout=5)
     owners = {(w.ref.namespace, w.ref.name, w.ref.metric_name): w.owner for w in listed.workloads}
     assert owners == {**dict.fromkeys(owned(a), "a"), **dict.fromkeys(owned(b), "b")}
