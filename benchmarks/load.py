@@ -46,14 +46,15 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, int]:
     return proc, grpc_port
 
 
-def start_serve(log: Path, env: dict[str, str], name: str = "helios serve") -> tuple[subprocess.Popen, int, int]:
-    """`helios serve` on free ports with `env` added, logging to `log`; its process and its gRPC and
-    /metrics ports, read from its "helios serving" line."""
+def start_serve(log: Path, env: dict[str, str], name: str = "helios serve",
+                args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int, int]:
+    """`helios serve` on free ports with `env` added and `args` appended, logging to `log`; its process and
+    its gRPC and /metrics ports, read from its "helios serving" line."""
     env = {**os.environ, "HELIOS_SECURITY__HEALTH_PORT": "0", "HELIOS_METRICS__FIRST_ANSWER_WAIT": "0", **env,
            "HELIOS_LOG_LEVEL": "INFO"}  # the "serving" line carries the ports
     with open(log, "w") as out:
-        proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0"], env=env, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen([HELIOS, "serve", "--grpc-port", "0", "--metrics-port", "0", *args], env=env,
+                                stderr=out, start_new_session=True)
     deadline = time.monotonic() + 60
     while not (m := re.search(r"helios serving.*?grpc_port\W+(\d+).*?metrics_port\W+(\d+)", log.read_text())):
         if proc.poll() is not None or time.monotonic() > deadline:

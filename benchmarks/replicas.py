@@ -2,20 +2,29 @@
 machine, a client that round-robins KEDA's calls over the three, then one replica killed with SIGKILL.
 
 Measures, in order:
-  1. registration and the KEDA/HPA mix (benchmarks/load.py's) at --rate for --seconds: errors, p50/p99;
-  2. ownership: each replica's helios_owned_workloads (a third each?) and its fits (one per workload?);
-  3. agreement: GetMetrics for --sample workloads asked of all three at once: identical answers?
-  4. failover: SIGKILL one replica while the mix runs; seconds until the other two own every workload,
+  1. registration, then the KEDA/HPA mix (benchmarks/load.py's) at --rate during the startup burst: every
+     workload's first fit, insights and provisioning replay (about a CPU-second each), until the replicas'
+     worker processes are idle (under IDLE_WORKERS of a core between them over a window) or --burst-limit
+     has passed; its errors and p50/p99 are reported on a row of their own, with how long it lasted;
+  2. the same mix in steady state for --seconds (the periodic refreshes included): errors, p50/p99;
+  3. ownership: each replica's helios_owned_workloads (a third each?) and its fits (one per workload?);
+  4. agreement: GetMetrics for --sample workloads asked of all three at once: identical answers?
+  5. failover: SIGKILL one replica while the mix runs; seconds until the other two own every workload,
      the share of calls that failed meanwhile, and whether every workload still has a forecast;
-  5. with --outage S: redis-server stopped for S seconds and started again: errors during and after.
+  6. with --outage S: redis-server stopped for S seconds and started again: errors during and after.
 
     .venv/bin/python benchmarks/replicas.py --scaledobjects 600 --rate 140 --seconds 40
+
+With --no-replays the replicas run without provisioning replays (`provisioning.target_shortfall: null`),
+so the burst is the first fits and insights alone; the load average before and after is printed, as the
+machine's other work moves every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,6 +46,10 @@ from helios.scaler.pb import externalscaler_pb2 as pb  # noqa: E402
 from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
 
 TTL = 10
+# The burst is over when the replicas' worker processes use less than this share of a core between them,
+# over a window of the mix: the periodic refreshes of a steady state stay well under it.
+IDLE_WORKERS = 0.3
+BURST_WINDOW = 10.0
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
@@ -55,10 +68,53 @@ def load_free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_replica(folder: Path, name: str, redis_port: int) -> tuple[subprocess.Popen, int, int]:
+def start_replica(folder: Path, name: str, redis_port: int, replays: bool) -> tuple[subprocess.Popen, int, int]:
+    args = ()
+    if not replays:
+        config = folder / "no-replays.yaml"
+        config.write_text("provisioning:\n  target_shortfall: null\n")
+        args = ("--config", str(config))
     return load.start_serve(folder / f"{name}.log", {
         "HELIOS_ANOMALY__DETECTOR": "zscore", "HELIOS_STATE__REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "HELIOS_STATE__REPLICA_ID": name, "HELIOS_STATE__HEARTBEAT_TTL": str(TTL)}, name)
+        "HELIOS_STATE__REPLICA_ID": name, "HELIOS_STATE__HEARTBEAT_TTL": str(TTL)}, name, args)
+
+
+def workers_cpu(replicas) -> float:
+    """CPU seconds used so far by the replicas' worker processes (their children)."""
+    total = 0.0
+    for proc, _, _ in replicas.values():
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = child.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+async def burst(stubs, objects, names, rate: float, replicas, limit: float):
+    """The mix in windows of BURST_WINDOW seconds until the replicas' workers are idle over one, or `limit`
+    seconds have passed: the latencies and errors meanwhile, the seconds it lasted, and whether it ended."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    server = psutil.Process(next(iter(replicas.values()))[0].pid)
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        cpu0, t0 = workers_cpu(replicas), time.monotonic()
+        got, failed, _, _ = await load.drive(stubs, objects, names, rate, BURST_WINDOW, server, load.MIX)
+        latencies += got
+        for code, n in failed.items():
+            errors[code] = errors.get(code, 0) + n
+        busy = (workers_cpu(replicas) - cpu0) / (time.monotonic() - t0)
+        print(f"  burst: {time.monotonic() - started:.0f} s, workers at {busy:.2f} of a core", file=sys.stderr)
+        if busy < IDLE_WORKERS:
+            return latencies, errors, time.monotonic() - started, True
+    return latencies, errors, time.monotonic() - started, False
+
+
+def row(label: str, objects: int, calls_s: float, latencies: list[float], errors: dict[str, int]) -> str:
+    ms = np.array(latencies) * 1000
+    p50, p99 = np.percentile(ms, [50, 99]) if ms.size else (float("nan"), float("nan"))
+    return (f"| {label} | 3 | {objects} | {calls_s:.0f} | {len(latencies) + sum(errors.values())} | "
+            f"{sum(errors.values())} {errors or ''} | {p50:.1f} | {p99:.1f} |")
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -83,12 +139,17 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--sample", type=int, default=200)
     parser.add_argument("--outage", type=float, default=0.0, help="seconds redis-server is stopped (0: skip)")
+    parser.add_argument("--burst-limit", type=float, default=1800.0,
+                        help="seconds the startup burst is measured at most before the steady state")
+    parser.add_argument("--no-replays", dest="replays", action="store_false",
+                        help="provisioning replays off (provisioning.target_shortfall: null)")
     args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
     rate = args.rate or args.scaledobjects * len(load.MIX) / 30
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         redis_proc, redis_port = start_redis(folder)
-        replicas = {name: start_replica(folder, name, redis_port) for name in ("r0", "r1", "r2")}
+        replicas = {name: start_replica(folder, name, redis_port, args.replays) for name in ("r0", "r1", "r2")}
         try:
             channels = {n: grpc.aio.insecure_channel(f"127.0.0.1:{g}") for n, (_, g, _) in replicas.items()}
             stubs = [pb_grpc.ExternalScalerStub(c) for c in channels.values()]  # round robin over the three
@@ -97,14 +158,18 @@ async def main() -> None:
             names = await load.register(stubs, objects)
             print(f"registered {len(objects)} ScaledObjects over 3 replicas in {time.perf_counter() - t0:.0f}s",
                   file=sys.stderr)
+            burst_latencies, burst_errors, burst_s, idle = await burst(stubs, objects, names, rate, replicas,
+                                                                       args.burst_limit)
             server = psutil.Process(next(iter(replicas.values()))[0].pid)
             latencies, errors, achieved, _ = await load.drive(stubs, objects, names, rate, args.seconds, server,
                                                              load.MIX)
-            ms = np.array(latencies) * 1000
-            p50, p99 = np.percentile(ms, [50, 99])
-            print(f"\n| replicas | ScaledObjects | calls/s | errors | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n"
-                  f"| 3 | {len(objects)} | {achieved:.0f} | {sum(errors.values())} {errors or ''} | {p50:.1f} | "
-                  f"{p99:.1f} |")
+            burst_rate = (len(burst_latencies) + sum(burst_errors.values())) / burst_s
+            ended = f"until the workers were idle, {burst_s:.0f} s" if idle else f"not over after {burst_s:.0f} s"
+            replays = "first fits, insights and replays" if args.replays else "first fits and insights, no replays"
+            first = row(f"startup burst ({replays}; {ended})", len(objects), burst_rate, burst_latencies, burst_errors)
+            steady = row(f"steady state, {args.seconds:.0f} s", len(objects), achieved, latencies, errors)
+            print(f"\n| phase | replicas | ScaledObjects | calls/s | calls | errors | p50 ms | p99 ms |\n"
+                  f"|---|---|---|---|---|---|---|---|\n{first}\n{steady}")
             metrics = {n: scrape(m) for n, (_, _, m) in replicas.items()}
             print("\n| replica | owned workloads | share | fits |\n|---|---|---|---|")
             for n, m in metrics.items():
@@ -120,6 +185,7 @@ async def main() -> None:
             for c in channels.values():
                 await c.close()
         finally:
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
             for proc, _, _ in replicas.values():
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGTERM)

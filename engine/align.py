@@ -13,6 +13,8 @@ def align(series: Series, step: int) -> Series:
     """
     if step <= 0:
         raise ValueError(f"step must be > 0 seconds, got {step}")
+    if _on_grid(series, step):  # what sources mostly return: each sample is its own step's mean
+        return series
     present = ~np.isnan(series.values)
     ts, vs = series.timestamps[present], series.values[present]
     if ts.size == 0:
@@ -26,3 +28,12 @@ def align(series: Series, step: int) -> Series:
     filled = counts > 0
     values = np.interp(grid, grid[filled], sums[filled] / counts[filled])
     return Series(grid, values)
+
+
+def _on_grid(series: Series, step: int) -> bool:
+    """Whether `series` already is its own alignment: one sample on each multiple of `step` from the first
+    to the last, none missing, and no -0.0 (the means below make it 0.0). Checking costs a fifth of
+    aligning, which runs at every sample of every workload, in the serving process and in a worker."""
+    ts, values = series.timestamps, series.values
+    return ts.size > 0 and ts[0] % step == 0 and bool((np.diff(ts) == step).all()) and \
+        not np.isnan(values).any() and not (np.signbit(values) & (values == 0)).any()

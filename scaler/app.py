@@ -49,6 +49,9 @@ SERVICES = (
 )
 
 
+YOUNG_OBJECTS = 10_000  # the cycle collector's first threshold (Python's default: 700)
+
+
 class HeliosApp:
     def __init__(self, settings: Settings, sources: Mapping[str, object] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -115,6 +118,11 @@ class HeliosApp:
         # out of the cycle collector's reach, each full collection has that much less to walk (80 ms of
         # about 200 ms with 1,000 workloads, a pause every GetMetrics call in flight waits out).
         gc.freeze()
+        # Young collections every YOUNG_OBJECTS allocations instead of 700: a full collection comes after
+        # every 100 young ones, and with 3,000 workloads on three replicas (each holding every snapshot) a
+        # replica ran one every ~10 s, 300-600 ms each, finding nothing to collect (its data has no
+        # cycles): GetMetrics' p99 was those pauses. A young collection of 10,000 objects takes a few ms.
+        gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
         security = self.settings.security
         log.info("helios serving", extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port,
                                           "health_port": self.health_port, "tls": security.tls,

@@ -26,7 +26,7 @@ from .inputs import WorkloadInputs
 from .policy import Action, ScalingPolicy, Urgency
 from .result import Condition, ResourceSuggestion
 from .rules import Outcome
-from .windows import past
+from .windows import past, quantile
 
 MIB = 1 << 20
 
@@ -72,7 +72,7 @@ def decrease_cpu(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> O
         return (f"DECREASE_CPU not evaluated: needs CPU usage over {policy.min_window_coverage:.0%} "
                 f"of the last {policy.cpu_window:.0f} s{_because(inputs)}")
     pct, thr, margin = policy.cpu_request_percentile, policy.cpu_scale_down_threshold, policy.cpu_request_margin
-    p = float(np.quantile(usage.values, pct))
+    p = quantile(usage.values, pct)
     seen = (f"p{pct * 100:g} CPU usage {p:.4g} cores over the last {policy.cpu_window:.0f} s "
             f"is {p / request:.1%} of the request")
     if p >= thr * request:

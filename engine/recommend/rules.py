@@ -44,7 +44,7 @@ from ..anomaly.base import Severity
 from .inputs import WorkloadInputs
 from .policy import Action, ScalingPolicy, Urgency
 from .result import Condition
-from .windows import ahead, past, replicas, replicas_for, utilisation
+from .windows import ahead, median, past, replicas, replicas_for, utilisation
 
 Outcome = Condition | str | None
 
@@ -79,7 +79,7 @@ def preemptive(inputs: WorkloadInputs, policy: ScalingPolicy, now: float) -> Out
     window = ahead(inputs.load_forecast, now, policy.preemptive_window)
     if window is None:
         return f"PREEMPTIVE_SCALE not evaluated: no forecast over the next {policy.preemptive_window:.0f} s"
-    baseline = float(np.median(history.values))
+    baseline = median(history.values)
     level = policy.preemptive_ratio * baseline
     spike_at = window.first_above(level)
     peak, peak_at = window.peak()

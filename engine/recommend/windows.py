@@ -34,8 +34,41 @@ class Past:
 def past(series: Series | None, now: float, length: float) -> Past:
     if series is None:
         return Past(np.empty(0, np.int64), np.empty(0))
-    keep = (series.timestamps > now - length) & (series.timestamps <= now) & ~np.isnan(series.values)
-    return Past(series.timestamps[keep], series.values[keep])
+    # A slice found by bisection (timestamps increase): the rules read five windows per recommendation,
+    # some of a day of 1-minute samples, and masks over whole series were a fifth of its cost.
+    start, end = np.searchsorted(series.timestamps, (now - length, now), side="right")
+    timestamps, values = series.timestamps[start:end], series.values[start:end]
+    present = ~np.isnan(values)
+    if not present.all():
+        timestamps, values = timestamps[present], values[present]
+    return Past(timestamps, values)
+
+
+def quantile(values: np.ndarray, level: float) -> float:
+    """np.quantile(values, level) with its default (linear) method, to the last bit, for values without
+    NaN: the two order statistics it interpolates between, by partition. np.quantile's own checks
+    cost 15 times as much on a day of samples, and a recommendation reads one at every sample."""
+    n = values.size
+    virtual = (n - 1) * level  # np.quantile's virtual index for its linear method
+    below = math.floor(virtual)
+    if virtual >= n - 1:
+        return float(np.max(values))
+    if virtual < 0:
+        return float(np.min(values))
+    part = np.partition(values, (below, below + 1))
+    a, b = float(part[below]), float(part[below + 1])
+    gamma, diff = virtual - below, b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma  # as numpy's _lerp
+
+
+def median(values: np.ndarray) -> float:
+    """np.median(values), to the last bit, for values without NaN (its mean of the middle two is (a + b) / 2)."""
+    n = values.size
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    part = np.partition(values, (half - 1, half))
+    return (float(part[half - 1]) + float(part[half])) / 2
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,7 @@ from helios.engine.types import Series
 
 from ..config.settings import Settings
 from .runner import BATCH, ModelRunner
-from .state import AnomalyReading, Availability, Snapshot, WorkloadKey, answer
+from .state import AnomalyReading, Availability, Snapshot, WorkloadKey
 from .telemetry import Telemetry
 from .workloads import Workload, Workloads
 
@@ -130,7 +130,7 @@ class Insights:
     def served(self, snap: Snapshot, now: float) -> dict:
         """What GetMetrics serves from `snap` now, for the recommender to say what it makes the HPA do
         (nothing while GetMetrics would fail, or in observe mode, where Helios steers nothing)."""
-        result = answer(snap, snap.trigger, now, self._settings.metrics.staleness_limit)
+        result = self._workloads.answer_of(snap, now)  # GetMetrics' next answer, when `snap` is current
         if result.availability is not Availability.OK or snap.trigger.mode == "observe":
             return {}
         return {"served_value": result.value, "served_target": snap.trigger.target_value,
@@ -147,7 +147,7 @@ class Insights:
         """The replicas the HPA was steered to by Helios's answer from `snap` (ceil(value / targetValue),
         within the configured bounds). Helios does not read the Kubernetes API, so this stands in for
         the running count; the Recommend call takes the real one."""
-        result = answer(snap, snap.trigger, now, self._settings.metrics.staleness_limit)
+        result = self._workloads.answer_of(snap, now)
         value = result.value if result.availability is Availability.OK else (snap.observed or 0.0)
         wanted = math.ceil(value / snap.trigger.target_value)
         return min(max(wanted, self.policy.min_replicas, 1), self.policy.max_replicas)

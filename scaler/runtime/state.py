@@ -141,6 +141,22 @@ def current_choice(snap: Snapshot, trigger: TriggerSpec) -> Choice | None:
     return choice
 
 
+# The Snapshot fields answer() reads; forecast_error only through a replay's choice (plan_for's guard).
+ANSWER_FIELDS = frozenset({"trigger", "observed", "refreshed_at", "last_error", "last_error_kind", "forecast",
+                           "provisioning"})
+
+
+def serves_alike(snap: Snapshot, changes: dict) -> bool:
+    """Whether `snap` with `changes` answers as `snap` does at every moment: none of the fields answer()
+    reads changes. Most publishes (insights, context) change none, and a remembered answer can stay."""
+    for name, value in changes.items():
+        if value is getattr(snap, name):
+            continue
+        if name in ANSWER_FIELDS or (name == "forecast_error" and current_choice(snap, snap.trigger) is not None):
+            return False
+    return True
+
+
 def answer(snap: Snapshot | None, trigger: TriggerSpec, now: float, staleness_limit: float) -> Answer:
     """The metric value for `trigger` now, from the latest snapshot, and why (pure; no I/O)."""
     if snap is None or snap.refreshed_at is None or snap.observed is None:

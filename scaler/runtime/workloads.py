@@ -21,7 +21,7 @@ from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
 from ..config.metadata import ContextSpec, TriggerSpec
-from .state import Answer, Snapshot, WorkloadKey, answer
+from .state import Answer, Snapshot, WorkloadKey, answer, serves_alike
 from .store import SnapshotStore
 
 if TYPE_CHECKING:
@@ -138,17 +138,26 @@ class Workloads:
             return None
         snap = replace(current, **changes)
         self.store.put(snap)
+        hit = self._answers.get(key)
+        if hit is not None and hit[1] is current and serves_alike(current, changes):
+            self._answers[key] = (hit[0], snap, hit[2])  # what it would serve is unchanged: keep the answer
         return snap
 
     def answer(self, trigger: TriggerSpec, now: float) -> Answer:
-        """state.answer, remembered until the snapshot or the lead window changes: KEDA and the HPA ask
-        about each workload several times a minute, the answer moves once a step."""
-        key = trigger.key
-        snap = self.store.get(key)
+        """state.answer, remembered until the snapshot's answer or the lead window changes: KEDA and the
+        HPA ask about each workload several times a minute, the answer moves once a step."""
+        return self._remembered(trigger.key, trigger, self.store.get(trigger.key), now)
+
+    def answer_of(self, snap: Snapshot, now: float) -> Answer:
+        """state.answer for `snap` and its own trigger (the insights read what a snapshot serves), from
+        the remembered answer when it is that snapshot's, and remembered when `snap` is the current one."""
+        return self._remembered(snap.trigger.key, snap.trigger, snap, now)
+
+    def _remembered(self, key: WorkloadKey, trigger: TriggerSpec, snap: Snapshot | None, now: float) -> Answer:
         hit = self._answers.get(key)
         if hit is not None and hit[0] is trigger and hit[1] is snap and now < hit[2].valid_until:
             return hit[2]
         result = answer(snap, trigger, now, self._staleness_limit)
-        if snap is not None:
+        if snap is not None and snap is self.store.get(key):
             self._answers[key] = (trigger, snap, result)
         return result

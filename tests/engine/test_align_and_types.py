@@ -28,6 +28,16 @@ def test_an_all_missing_series_aligns_to_empty():
     assert len(align(Series(np.array([0, 300]), np.array([np.nan, np.nan])), 300)) == 0
 
 
+def test_a_series_already_on_the_grid_is_its_own_alignment():
+    on_grid = Series(np.array([600, 900, 1200]), np.array([1.0, -2.0, 3.0]))
+    assert align(on_grid, 300) is on_grid  # nothing to average or fill: no copy at every sample
+    # The same span, but not one sample per step (0 and 1 share a step, 300 is empty): aligned.
+    uneven = align(Series(np.array([0, 1, 600]), np.array([1.0, 3.0, 4.0])), 300)
+    assert uneven.timestamps.tolist() == [0, 300, 600] and uneven.values.tolist() == [2.0, 3.0, 4.0]
+    # -0.0 becomes 0.0, as every step's mean makes it.
+    signed = align(Series(np.array([0, 300]), np.array([-0.0, 1.0])), 300)
+    assert not np.signbit(signed.values[0])
+
 @pytest.mark.parametrize(
     "ts, vs, message",
     [

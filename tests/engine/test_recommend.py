@@ -23,6 +23,7 @@ from helios.engine.recommend import (
     WorkloadInputs,
     recommend,
 )
+from helios.engine.recommend.windows import median, past, quantile
 from helios.engine.types import QUANTILE_LEVELS, Forecast, Series
 
 NOW = 1_800_000  # on the 5-minute grid
@@ -685,3 +686,20 @@ def test_alerts_and_resources_still_win_over_the_served_replica_action():
 def test_served_value_and_target_come_together():
     with pytest.raises(ValueError, match="come together"):
         inputs(served_value=10.0)
+
+
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: round(v, 1)), min_size=1, max_size=80),
+       st.sampled_from([0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0]) | st.floats(0, 1))
+def test_the_rules_quantile_and_median_are_numpys_to_the_bit(values, level):
+    x = np.array(values)  # rounded: ties, as whole request counts and millicores have
+    assert quantile(x, level) == np.quantile(x, level)
+    assert median(x) == np.median(x)
+
+
+def test_a_past_window_is_the_samples_after_its_start_up_to_now_without_missing_ones():
+    values = np.array([1.0, np.nan, 3.0, 4.0, 5.0])
+    s = Series(NOW + STEP * np.arange(-3, 2), values)  # NOW - 900 ... NOW + 300
+    window = past(s, NOW, 600)  # (NOW - 600, NOW]: the samples at NOW - 300 and NOW
+    assert window.timestamps.tolist() == [NOW - 300, NOW] and window.values.tolist() == [3.0, 4.0]
+    assert past(s, NOW + 0.5, 1200).values.tolist() == [1.0, 3.0, 4.0]  # NaN dropped; NOW + 300 is ahead
+    assert len(past(s, NOW - 2000, 60)) == 0 and len(past(None, NOW, 60)) == 0

@@ -79,6 +79,8 @@ async def test_each_workload_has_one_owner_and_every_replica_answers_the_same(re
         va = (await ca.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
         vb = (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat
         assert va == vb
+    for key in owned(a):  # b's copies hold the trigger b parsed, not one unpickled with every copy
+        assert b.store.get(key).trigger is b.cluster._asked[key][0]
     listed = await cb.admin.ListWorkloads(admin_pb.ListWorkloadsRequest(), timeout=5)
     owners = {(w.ref.namespace, w.ref.name, w.ref.metric_name): w.owner for w in listed.workloads}
     assert owners == {**dict.fromkeys(owned(a), "a"), **dict.fromkeys(owned(b), "b")}
@@ -88,6 +90,33 @@ async def test_each_workload_has_one_owner_and_every_replica_answers_the_same(re
                   and s.labels.get("operation") == "fit") for m in fits]
     assert sum(counts) == 12
 
+
+async def test_calls_about_registered_workloads_wait_for_the_next_round_instead_of_starting_one(
+        redis_server, start_app, client_for):
+    a = await start_app(replica(redis_server.url, "a"))
+    c = client_for(a)
+    names = {i: await c.metric_name(trigger(i), name=f"w{i}") for i in range(8)}
+    keys = {("shop", f"w{i}", names[i]) for i in range(8)}
+    await until(lambda: owned(a) == keys, what="a owns them all")
+    rounds = 0
+    counted = a.cluster._round
+
+    async def counting():
+        nonlocal rounds
+        rounds += 1
+        await counted()
+
+    a.cluster._round = counting
+    started = time.monotonic()
+    while time.monotonic() - started < 3 * TTL:  # calls every 50 ms, each workload due again every TTL/3
+        for i in range(8):
+            await c.get_metrics(trigger(i), names[i], name=f"w{i}")
+        await asyncio.sleep(0.05)
+    # One round per TTL/3 (a call about a new workload starts one at once): 9 in 3 TTLs, give or take.
+    # When every renewal started a round, 3 TTLs of these calls ran about 40.
+    assert rounds <= 12
+    names[8] = await c.metric_name(trigger(8), name="w8")  # a new one is registered and adopted at once
+    await until(lambda: ("shop", "w8", names[8]) in owned(a), timeout=TTL / 3, what="w8 adopted")
 
 async def test_a_dead_replica_is_replaced_within_a_ttl_without_a_cold_refit(redis_server, start_app, client_for):
     a = await start_app(replica(redis_server.url, "a"))

@@ -1,12 +1,14 @@
 """Every ExternalScaler rpc over a real loopback gRPC channel to a running Helios."""
 
 import asyncio
+import gc
 import math
 
 import grpc
 import numpy as np
 import pytest
 
+from helios.scaler.app import YOUNG_OBJECTS
 from helios.scaler.pb import externalscaler_pb2 as pb
 
 from ..helpers import daily_wave, fast_settings, provisioned, sample_value, write_trace
@@ -214,3 +216,9 @@ async def test_idle_workloads_are_dropped_and_disappear_from_metrics(start_app, 
     assert app.refresher.tracked == 0
     assert sample_value(client.scrape(), "helios_workloads") == 0
     assert sample_value(client.scrape(), "helios_observed_value", scaledobject="web") is None
+
+
+async def test_a_serving_replica_collects_young_objects_every_10000_allocations_not_700(start_app):
+    gc.set_threshold(700, 10, 10)  # Python's default
+    await start_app()
+    assert gc.get_threshold() == (YOUNG_OBJECTS, 10, 10) and YOUNG_OBJECTS == 10_000

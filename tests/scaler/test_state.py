@@ -11,10 +11,11 @@ from helios.adapters import SOURCES
 from helios.engine.demand import Provisioning
 from helios.engine.models import MODELS
 from helios.engine.replay.provision import Choice, Replayed
-from helios.engine.types import QUANTILE_LEVELS, Forecast
+from helios.engine.tracking import ForecastError
+from helios.engine.types import QUANTILE_LEVELS, Forecast, Series
 from helios.scaler.config.metadata import MetadataParser
 from helios.scaler.config.settings import load_settings
-from helios.scaler.runtime.state import Availability, Snapshot, answer
+from helios.scaler.runtime.state import Availability, Context, Snapshot, answer
 from helios.scaler.runtime.store import MemoryStore
 from helios.scaler.runtime.workloads import Workloads
 
@@ -119,3 +120,38 @@ def test_a_remembered_answer_is_dropped_when_a_new_snapshot_is_published():
     assert workloads.answer(FIXED, T0 + 20) is before  # the same snapshot, the same lead window
     workloads.publish(FIXED.key, observed=60.0)
     assert workloads.answer(FIXED, T0 + 20).value == 60.0
+
+
+def test_a_publish_that_changes_nothing_answer_reads_keeps_the_remembered_answer():
+    workloads = Workloads(MemoryStore(), LIMIT)
+    workloads.add(FIXED)
+    workloads.publish(FIXED.key, observed=40.0, data_end=T0, refreshed_at=T0, forecast=FLAT)
+    before = workloads.answer(FIXED, T0 + 10)
+    # What the insights and the context feed publish: GetMetrics would serve the same, so nothing is recomputed.
+    workloads.publish(FIXED.key, recent=Series(np.array([T0]), np.array([40.0])), anomaly=None,
+                      forecast_error=ForecastError(3, 0.1, 0.5), context=Context(None, note="off"))
+    assert workloads.answer(FIXED, T0 + 20) is before
+    workloads.publish(FIXED.key, forecast=FLAT)  # the same forecast object published again: still the same
+    assert workloads.answer(FIXED, T0 + 20) is before
+    workloads.publish(FIXED.key, refreshed_at=T0 + 5)  # a new fetch: its staleness moves
+    assert workloads.answer(FIXED, T0 + 20) is not before
+
+
+def test_a_new_forecast_error_drops_the_answer_when_it_guards_a_replays_choice():
+    workloads = Workloads(MemoryStore(), LIMIT)
+    workloads.add(TARGETED)
+    workloads.publish(TARGETED.key, observed=40.0, data_end=T0, refreshed_at=T0, forecast=FLAT,
+                      provisioning=headroom_choice(TARGETED))
+    before = workloads.answer(TARGETED, T0 + 10)
+    workloads.publish(TARGETED.key, forecast_error=ForecastError(50, 0.1, 0.2))  # the live guard reads it
+    assert workloads.answer(TARGETED, T0 + 20) is not before
+
+
+def test_the_insights_answer_of_the_current_snapshot_is_the_one_get_metrics_serves():
+    workloads = Workloads(MemoryStore(), LIMIT)
+    workloads.add(FIXED)
+    current = workloads.publish(FIXED.key, observed=40.0, data_end=T0, refreshed_at=T0, forecast=FLAT)
+    earlier = replace(current, observed=60.0)  # not the current snapshot: answered, not remembered
+    assert workloads.answer_of(earlier, T0 + 10).value == 60.0
+    served = workloads.answer_of(current, T0 + 10)
+    assert served.value == 50.0 and workloads.answer(FIXED, T0 + 20) is served
