@@ -236,6 +236,12 @@ def test_json_rows_per_trace_and_policy(tmp_path, capsys):
     assert 12 * 1 < by["reactive"]["replica_hours"] < 12 * 20
 
 
+def test_without_policies_helios_runs_its_configured_default_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HELIOS_MODELS__DEFAULT", "seasonal_naive")  # what `serve` would run, whatever it is
+    assert main(["simulate", str(daily(tmp_path)), "--warmup", "1d", "--days", "0.25", "--format", "json"]) == 0
+    assert [r["policy"] for r in json.loads(capsys.readouterr().out)] == ["reactive", "seasonal_naive", "oracle"]
+
+
 def test_anomaly_alerts_are_counted_for_the_helios_policies_when_asked(tmp_path, capsys):
     write_trace(tmp_path / "spiky.csv", spiky().values, end=int(spiky().timestamps[-1]))
     config = tmp_path / "helios.yaml"
