@@ -64,7 +64,7 @@ class HeliosApp:
         self.cluster = None if state.redis_url is None else Cluster(
             state.redis_url.get_secret_value(), state.prefix,
             state.replica_id or f"{socket.gethostname()}-{os.getpid()}", state.heartbeat_ttl, self.store,
-            self.telemetry, clock)
+            self.telemetry, settings.metrics.idle_timeout, clock)
         self.workloads = Workloads(self.store, settings.metrics.staleness_limit)
         self.runner = ModelRunner(settings.models.workers, self.telemetry)
         artifacts = ArtifactStore(settings.models.artifacts) if settings.models.artifacts else None
@@ -109,7 +109,7 @@ class HeliosApp:
         await asyncio.gather(*(r.warm_up() for r in self._runners() if r is not self.replay_runner))
         if self.cluster is not None:  # who owns what is known before the first call is answered
             r = self.refresher
-            await self.cluster.start(r.adopt, r.release, self.workloads.get, r.seen)
+            await self.cluster.start(r.adopt, r.release, self.workloads.get)
         await self.server.start()
         await self.health_server.start()
         for service in ("", *SERVICES):

@@ -106,12 +106,6 @@ class Refresher:
             task.cancel()
         log.info("workload handed on", extra={"workload": "/".join(key)})
 
-    def seen(self, key: WorkloadKey, asked: float) -> None:
-        """Another replica was asked about a workload this one owns: it is not idle."""
-        w = self._workloads.get(key)
-        if w is not None:
-            w.last_seen = max(w.last_seen, asked)
-
     async def wait_for_first_refresh(self, key: WorkloadKey, timeout: float) -> None:
         """Wait, at most `timeout`, for the workload's first refresh to end (at once if it has); on a
         replica that does not own it, for the owner's first forecast to arrive."""
@@ -147,7 +141,7 @@ class Refresher:
                 # +-25 %: workloads registered together (a KEDA restart, a deploy) drift apart instead of
                 # all refreshing, and all updating at each new step, in the same second.
                 await asyncio.sleep(self._metrics.refresh_interval * random.uniform(0.75, 1.25))
-                if self._clock() - w.last_seen > self._metrics.idle_timeout:
+                if self._clock() - w.last_seen > self._metrics.idle_timeout and not await self._asked_elsewhere(w, key):
                     log.info("workload dropped after idle timeout", extra={"workload": "/".join(key)})
                     if self._cluster is not None:  # nobody asks any replica: out of the registry (not at shutdown)
                         self._cluster.forget(key)
@@ -158,6 +152,17 @@ class Refresher:
             for task in (w.replay, w.insights, w.context_task):
                 if task is not None:
                     task.cancel()
+
+    async def _asked_elsewhere(self, w: Workload, key: WorkloadKey) -> bool:
+        """Whether another replica was asked about the workload within idle_timeout (the cluster's registry
+        says when each last was); when Redis cannot say, the workload is kept until it can."""
+        if self._cluster is None:
+            return False
+        asked = await self._cluster.last_asked(key)
+        if asked is None:
+            return True
+        w.last_seen = max(w.last_seen, asked)
+        return self._clock() - w.last_seen <= self._metrics.idle_timeout
 
     async def refresh(self, key: WorkloadKey) -> None:
         """One refresh: publish the observed value as soon as it is fetched, the forecast after.

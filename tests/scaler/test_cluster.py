@@ -9,6 +9,7 @@ import asyncio
 import time
 
 import pytest
+import redis
 
 from helios.scaler.pb import admin_pb2 as admin_pb
 from helios.scaler.runtime.cluster import rendezvous
@@ -117,6 +118,71 @@ async def test_calls_about_registered_workloads_wait_for_the_next_round_instead_
     assert rounds <= 12
     names[8] = await c.metric_name(trigger(8), name="w8")  # a new one is registered and adopted at once
     await until(lambda: ("shop", "w8", names[8]) in owned(a), timeout=TTL / 3, what="w8 adopted")
+
+async def test_renewals_write_when_each_replica_was_asked_not_the_trigger(redis_server, start_app, client_for):
+    a = await start_app(replica(redis_server.url, "a"))
+    c = client_for(a)
+    names = {i: await c.metric_name(trigger(i), name=f"w{i}") for i in range(4)}
+    r = redis.Redis.from_url(redis_server.url)
+    await until(lambda: len(owned(a)) == 4 == r.hlen("helios:workloads"), what="a owns them all")
+    registry, version, asked = r.hgetall("helios:workloads"), r.get("helios:registry"), r.hgetall("helios:asked")
+    assert len(registry) == 4 and len(asked) == 4
+    started = time.monotonic()
+    while time.monotonic() - started < 2 * TTL:  # every workload due again every TTL/3
+        for i in range(4):
+            await c.get_metrics(trigger(i), names[i], name=f"w{i}")
+        await asyncio.sleep(0.05)
+    # The triggers were written once, not pickled again with every renewal; only the times moved on.
+    assert r.hgetall("helios:workloads") == registry and r.get("helios:registry") == version
+    later = r.hgetall("helios:asked")
+    assert later.keys() == asked.keys() and all(float(later[k]) > float(asked[k]) for k in asked)
+    edited = {**trigger(0), "targetValue": "99"}  # an edited trigger is registered again
+    await c.get_metrics(edited, names[0], name="w0")
+    await until(lambda: r.get("helios:registry") != version, timeout=TTL, what="the edit registered")
+
+
+async def test_an_owner_keeps_what_another_replica_is_asked_about_and_drops_it_once_nobody_is(
+        redis_server, start_app, client_for):
+    def idle(name):
+        return fast_settings(state={"redis_url": redis_server.url, "replica_id": name, "heartbeat_ttl": TTL},
+                             metrics={"refresh_interval": 0.2, "idle_timeout": 1.5, "staleness_limit": 60})
+
+    a, b = await start_app(idle("a")), await start_app(idle("b"))
+    await until(lambda: a.cluster.members == ["a", "b"] == b.cluster.members, what="both members seen")
+    cb = client_for(b)
+    names = {i: await cb.metric_name(trigger(i), name=f"w{i}") for i in range(8)}
+    keys = {("shop", f"w{i}", names[i]) for i in range(8)}
+    await until(lambda: owned(a) | owned(b) == keys and owned(a), what="a owns some")
+    from_a = owned(a)
+    started = time.monotonic()
+    while time.monotonic() - started < 4:  # only b is asked, for well over idle_timeout
+        for i in range(8):
+            await cb.get_metrics(trigger(i), names[i], name=f"w{i}")
+        await asyncio.sleep(0.1)
+    assert owned(a) == from_a  # b's calls kept them
+    r = redis.Redis.from_url(redis_server.url)
+    await until(lambda: not owned(a) and not owned(b) and not r.hlen("helios:workloads"), timeout=10,
+                what="all dropped once nobody asks")
+
+
+async def test_replicas_register_again_after_redis_loses_its_data(redis_server, start_app, client_for):
+    a = await start_app(replica(redis_server.url, "a"))
+    b = await start_app(replica(redis_server.url, "b"))
+    await until(lambda: a.cluster.members == ["a", "b"] == b.cluster.members, what="both members seen")
+    cb = client_for(b)
+    names = {i: await cb.metric_name(trigger(i), name=f"w{i}") for i in range(6)}
+    keys = {("shop", f"w{i}", names[i]) for i in range(6)}
+    await until(lambda: owned(a) | owned(b) == keys, what="one owner each")
+    r = redis.Redis.from_url(redis_server.url)
+    r.flushall()
+    started = time.monotonic()
+    await until(lambda: r.hlen("helios:workloads") == 6 and r.scard("helios:members") == 2, timeout=2 * TTL,
+                what="registered again")
+    assert time.monotonic() - started <= TTL
+    assert owned(a) | owned(b) == keys and not owned(a) & owned(b)
+    for i in range(6):
+        assert (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat > 0
+
 
 async def test_a_dead_replica_is_replaced_within_a_ttl_without_a_cold_refit(redis_server, start_app, client_for):
     a = await start_app(replica(redis_server.url, "a"))
