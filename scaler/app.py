@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, start_http_server
 
 from helios.engine.models import MODELS
 
@@ -58,6 +58,9 @@ class HeliosApp:
         self.settings = settings
         self.sources = dict(sources) if sources is not None else build_sources(settings)
         self.registry = CollectorRegistry()
+        # The process's CPU, memory and collections (python_gc_collections_total), as any Python exporter has.
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=self.registry)
         self.telemetry = Telemetry(self.registry)
         state = settings.state
         self.store = MemoryStore() if state.redis_url is None else ReplicatedStore()

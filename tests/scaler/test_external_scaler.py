@@ -204,6 +204,9 @@ async def test_metrics_endpoint_exports_the_served_value_per_workload(start_app,
     assert sample_value(text, "helios_forecast_value", bound="point", **labels) == pytest.approx(20.0)
     assert sample_value(text, "helios_workloads") == 1
     assert sample_value(text, "helios_inference_requests_total", rpc="GetMetrics", code="OK") == 1
+    # and the process's own, as any Python exporter has: memory, and the cycle collector's passes
+    assert sample_value(text, "process_resident_memory_bytes") > 0
+    assert sample_value(text, "python_gc_collections_total", generation="2") >= 0
 
 
 async def test_idle_workloads_are_dropped_and_disappear_from_metrics(start_app, client_for):
