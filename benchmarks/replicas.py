@@ -26,12 +26,14 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -129,6 +131,10 @@ def scrape(port: int) -> dict[str, float]:
                 out[s.name] = s.value
             elif s.name == "helios_redis_errors_total":
                 out["redis_errors"] = out.get("redis_errors", 0) + s.value
+            elif s.name == "python_gc_collections_total" and s.labels.get("generation") == "2":
+                out["full_collections"] = s.value
+            elif s.name == "process_resident_memory_bytes":
+                out["rss"] = s.value
     return out
 
 
@@ -143,11 +149,13 @@ async def main() -> None:
                         help="seconds the startup burst is measured at most before the steady state")
     parser.add_argument("--no-replays", dest="replays", action="store_false",
                         help="provisioning replays off (provisioning.target_shortfall: null)")
+    parser.add_argument("--logs", type=Path, help="a folder to keep the replicas' and redis-server's files in")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
     rate = args.rate or args.scaledobjects * len(load.MIX) / 30
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = Path(args.logs or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         redis_proc, redis_port = start_redis(folder)
         replicas = {name: start_replica(folder, name, redis_port, args.replays) for name in ("r0", "r1", "r2")}
         try:
@@ -161,6 +169,7 @@ async def main() -> None:
             burst_latencies, burst_errors, burst_s, idle = await burst(stubs, objects, names, rate, replicas,
                                                                        args.burst_limit)
             server = psutil.Process(next(iter(replicas.values()))[0].pid)
+            before = {n: scrape(m) for n, (_, _, m) in replicas.items()}
             latencies, errors, achieved, _ = await load.drive(stubs, objects, names, rate, args.seconds, server,
                                                              load.MIX)
             burst_rate = (len(burst_latencies) + sum(burst_errors.values())) / burst_s
@@ -171,14 +180,17 @@ async def main() -> None:
             print(f"\n| phase | replicas | ScaledObjects | calls/s | calls | errors | p50 ms | p99 ms |\n"
                   f"|---|---|---|---|---|---|---|---|\n{first}\n{steady}")
             metrics = {n: scrape(m) for n, (_, _, m) in replicas.items()}
-            print("\n| replica | owned workloads | share | fits |\n|---|---|---|---|")
+            print("\n| replica | owned workloads | share | fits | full collections in the steady state | RSS MiB |\n"
+                  "|---|---|---|---|---|---|")
             for n, m in metrics.items():
                 owned = m.get("helios_owned_workloads", 0)
-                print(f"| {n} | {owned:.0f} | {owned / len(objects):.1%} | {m.get('fits', 0):.0f} |")
+                full = m.get("full_collections", 0) - before[n].get("full_collections", 0)
+                print(f"| {n} | {owned:.0f} | {owned / len(objects):.1%} | {m.get('fits', 0):.0f} | {full:.0f} | "
+                      f"{m.get('rss', 0) / 2**20:.0f} |")
             total_fits = sum(m.get("fits", 0) for m in metrics.values())
             print(f"\nfits per workload: {total_fits / len(objects):.2f}")
             await agreement(channels, objects, names, args.sample)
-            await failover(replicas, channels, stubs, objects, names, rate)
+            await failover(replicas, channels, objects, names, rate, folder, metrics)
             if args.outage:
                 redis_proc = await outage(redis_proc, redis_port, folder, list(channels.values())[:2], objects,
                                           names, rate, args.outage)
@@ -211,14 +223,14 @@ async def agreement(channels, objects, names, sample: int) -> None:
           f"of the {differ} that were not, {still} still differed 0.2 s later")
 
 
-async def failover(replicas, channels, stubs, objects, names, rate: float) -> None:
+async def failover(replicas, channels, objects, names, rate: float, folder: Path, metrics: dict) -> None:
     victim = "r2"
     proc = replicas[victim][0]
     survivors = {n: r for n, r in replicas.items() if n != victim}
     live = [pb_grpc.ExternalScalerStub(channels[n]) for n in survivors]
     os.killpg(proc.pid, signal.SIGKILL)
-    killed = time.monotonic()
-    calls, failed, owned_at = 0, 0, None
+    killed, killed_at = time.monotonic(), time.time()
+    calls, failed, owned_at, seen_at = 0, 0, None, None
     rng = np.random.default_rng(5)
     while time.monotonic() - killed < 3 * TTL + 20:
         i = int(rng.integers(len(objects)))
@@ -229,15 +241,31 @@ async def failover(replicas, channels, stubs, objects, names, rate: float) -> No
         except grpc.aio.AioRpcError:
             failed += 1
         if owned_at is None and calls % 50 == 0:
-            owned = sum(scrape(m).get("helios_owned_workloads", 0) for _, _, m in survivors.values())
-            if owned >= len(objects):
+            seen = [scrape(m) for _, _, m in survivors.values()]
+            if seen_at is None and all(m.get("helios_cluster_members") == 2 for m in seen):
+                seen_at = time.monotonic() - killed
+            if sum(m.get("helios_owned_workloads", 0) for m in seen) >= len(objects):
                 owned_at = time.monotonic() - killed
         await asyncio.sleep(1 / rate * 3)
     lost = await unanswered(live, objects, names)
     owned_text = f"{owned_at:.1f} s" if owned_at is not None else "not within the window"
-    print(f"\nSIGKILL of {victim}: the other two own every workload after {owned_text} (TTL {TTL} s); "
+    seen_text = f"{seen_at:.1f} s" if seen_at is not None else "not within the window"
+    adopted = [t - killed_at for n in survivors for t in adoptions(folder / f"{n}.log") if t > killed_at]
+    print(f"\nSIGKILL of {victim}, which owned {metrics[victim].get('helios_owned_workloads', 0):.0f}: the other two "
+          f"logged {len(adopted)} adoptions, the last {max(adopted, default=float('nan')):.1f} s after the kill. "
+          f"Their /metrics (scraped every 50 calls, a few seconds apart at this size) count 2 members after "
+          f"{seen_text} and every workload owned after {owned_text} (TTL {TTL} s); "
           f"{failed} of {calls} calls to them failed meanwhile ({failed / max(calls, 1):.2%}); "
           f"workloads without an answer afterwards: {lost}")
+
+
+def adoptions(log: Path) -> list[float]:
+    """The wall-clock times of the "workload adopted" lines in a replica's JSON log (local time, as logged)."""
+    times = []
+    for line in log.read_text().splitlines():
+        if '"workload adopted"' in line and (m := re.search(r'"time": "([^"]+)"', line)):
+            times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    return times
 
 
 async def unanswered(stubs, objects, names) -> int:
