@@ -294,6 +294,8 @@ class Cluster:
         version = await r.get(f"{self._p}:registry")
         if version is not None and version == self._registry_version:
             return self._registry
+        if version is None and self._registry_version not in (None, _UNKNOWN):  # Redis lost its data:
+            self._saved_artifacts.clear()  # each owner's artifacts go again with its next snapshot
         registry: dict[bytes, TriggerSpec] = {}
         for i, raw in enumerate((await r.hgetall(f"{self._p}:workloads")).values()):
             if i % ROUND_SLICE == ROUND_SLICE - 1:

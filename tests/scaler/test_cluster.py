@@ -180,6 +180,9 @@ async def test_replicas_register_again_after_redis_loses_its_data(redis_server, 
                 what="registered again")
     assert time.monotonic() - started <= TTL
     assert owned(a) | owned(b) == keys and not owned(a) & owned(b)
+    # and what a new owner would need to carry on, the fitted models too, saved again
+    await until(lambda: all(r.exists(f"helios:{kind}:{'/'.join(k)}") for k in keys for kind in ("record", "artifact")),
+                timeout=2 * TTL, what="records and artifacts saved again")
     for i in range(6):
         assert (await cb.get_metrics(trigger(i), names[i], name=f"w{i}")).metricValueFloat > 0
 
