@@ -126,6 +126,7 @@ class HeliosApp:
         # replica ran one every ~10 s, 300-600 ms each, finding nothing to collect (its data has no
         # cycles): GetMetrics' p99 was those pauses. A young collection of 10,000 objects takes a few ms.
         gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
+        gc.callbacks.append(self.telemetry.gc_callback)  # helios_gc_pause_seconds
         security = self.settings.security
         log.info("helios serving", extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port,
                                           "health_port": self.health_port, "tls": security.tls,
@@ -148,6 +149,8 @@ class HeliosApp:
             runner.close()
         if self._http is not None:
             self._http.shutdown()
+        if self.telemetry.gc_callback in gc.callbacks:
+            gc.callbacks.remove(self.telemetry.gc_callback)
         log.info("helios stopped")
 
     async def run_until_signalled(self) -> None:

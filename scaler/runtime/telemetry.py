@@ -1,5 +1,7 @@
 """Self-monitoring instruments: how Helios itself is doing (requests, refreshes, fits, errors)."""
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 FAST_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -67,6 +69,21 @@ class Telemetry:
             "helios_scaling_actions", "Recommendations that change the replica count, by action",
             ["action"], registry=registry,
         )
+
+        # The cycle collector's passes in the serving process: each pauses every call in flight.
+        self.gc_pauses = Histogram(
+            "helios_gc_pause_seconds", "Time of one pass of the cycle collector in the serving process, by generation",
+            ["generation"], buckets=FAST_BUCKETS, registry=registry,
+        )
+        self._gc_pause_of = [self.gc_pauses.labels(str(g)) for g in range(3)]
+        self._gc_started = 0.0
+
+    def gc_callback(self, phase: str, info: dict) -> None:
+        """For gc.callbacks: times each pass of the collector."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self._gc_pause_of[info["generation"]].observe(time.perf_counter() - self._gc_started)
 
     def open_streams(self, rpc: str) -> Gauge:
         """The gauge of open streams of one streaming rpc."""

@@ -225,3 +225,16 @@ async def test_a_serving_replica_collects_young_objects_every_10000_allocations_
     gc.set_threshold(700, 10, 10)  # Python's default
     await start_app()
     assert gc.get_threshold() == (YOUNG_OBJECTS, 10, 10) and YOUNG_OBJECTS == 10_000
+
+
+async def test_the_collectors_passes_are_timed_while_serving_and_no_longer_after(start_app, client_for):
+    app = await start_app()
+    client = client_for(app)
+    gc.collect()  # a full pass, as the collector runs one now and then
+    assert sample_value(client.scrape(), "helios_gc_pause_seconds_count", generation="2") >= 1
+    assert sample_value(client.scrape(), "helios_gc_pause_seconds_sum", generation="2") > 0
+    await app.stop()
+    full = app.telemetry.gc_pauses.labels("2")
+    before = full._sum.get()
+    gc.collect()
+    assert app.telemetry.gc_callback not in gc.callbacks and full._sum.get() == before
