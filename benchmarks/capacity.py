@@ -15,12 +15,17 @@ then fits the growth exponent between sizes (cost ~ N^k: k <= 1 is linear or bet
 --train workloads sequentially in one process and on a Dask LocalCluster of 2 workers.
 
     .venv/bin/python benchmarks/capacity.py --sizes 1000,5000 --train 200
+
+With --spread 30 each cycle's refreshes start at random over 30 s, as a server's jittered loops do, so
+the worker runner's batches are as small as they would be there (all at once, they are full).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import math
 import tempfile
 import time
@@ -97,9 +102,17 @@ class SyntheticSource(MetricFrames):
         return Series(np.arange(end - (n - 1) * STEP, end + 1, STEP), values)
 
 
-async def refresh_cycle(app: HeliosApp, keys: list) -> None:
-    """Refresh every workload once and wait for the insights each refresh starts."""
-    await asyncio.gather(*(app.refresher.refresh(k) for k in keys))
+async def refresh_cycle(app: HeliosApp, keys: list, spread: float = 0.0) -> None:
+    """Refresh every workload once and wait for the insights each refresh starts; with `spread`, each
+    refresh starts at a random moment within that many seconds, as a server's jittered refresh loops do
+    (all at once, the worker runner hands its calls over in full batches)."""
+    rng = np.random.default_rng(1)
+
+    async def one(key, delay: float):
+        await asyncio.sleep(delay)
+        await app.refresher.refresh(key)
+
+    await asyncio.gather(*(one(k, d) for k, d in zip(keys, rng.uniform(0, spread, len(keys)), strict=True)))
     await insights_done(app, keys)
 
 
@@ -110,6 +123,25 @@ async def insights_done(app: HeliosApp, keys: list) -> None:
 def own_cpu(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
+
+
+@contextlib.contextmanager
+def collector_passes():
+    """The cycle collector's passes meanwhile in this process (server and benchmark): (generation, seconds)."""
+    passes: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def timed(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            passes.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(timed)
+    try:
+        yield passes
+    finally:
+        gc.callbacks.remove(timed)
 
 
 def tree_cpu(proc: psutil.Process) -> float:
@@ -124,7 +156,7 @@ def tree_cpu(proc: psutil.Process) -> float:
     return total
 
 
-async def measure(n: int, detector: str) -> dict:
+async def measure(n: int, detector: str, spread: float = 0.0) -> dict:
     import grpc
 
     from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
@@ -171,12 +203,21 @@ async def measure(n: int, detector: str) -> dict:
         await insights_done(app, keys)  # else a cycle's insights are skipped while the first ones still run
         rss_per = (me.memory_info().rss - rss_before) / n
 
-        # Cycle 1, alone: what a new sample costs, insights included (they run in tasks of their own).
+        # Cycle 1, alone: what a new sample costs, insights included (they run in tasks of their own). A
+        # spread-out cycle lasts longer: the CPU an idle server spends over as long is taken off.
+        idle_server = idle_cpu = 0.0
+        if spread:
+            server0, tree0 = own_cpu(me), tree_cpu(me)
+            await asyncio.sleep(spread)
+            idle_server, idle_cpu = own_cpu(me) - server0, tree_cpu(me) - tree0
         source.shift += 1  # a new sample for everyone: the cycle updates every model
         server0, tree0, wall0 = own_cpu(me), tree_cpu(me), time.perf_counter()
-        await refresh_cycle(app, keys)
+        with collector_passes() as passes:
+            await refresh_cycle(app, keys, spread)
         wall = time.perf_counter() - wall0
-        server, cpu = own_cpu(me) - server0, tree_cpu(me) - tree0
+        scale = wall / spread if spread else 0.0
+        server = own_cpu(me) - server0 - idle_server * scale
+        cpu = tree_cpu(me) - tree0 - idle_cpu * scale
 
         # Cycle 2, with GetMetrics callers: the latency a refresh cycle inflicts on the serving path.
         source.shift += 1
@@ -193,13 +234,13 @@ async def measure(n: int, detector: str) -> dict:
                 await asyncio.sleep(0.002)
 
         callers = [asyncio.create_task(caller()) for _ in range(4)]
-        await refresh_cycle(app, keys)
+        await refresh_cycle(app, keys, spread)
         done.set()
         await asyncio.gather(*callers)
         p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
         context_full, context_new = await context_cost(app, keys, source, me)
         return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": cpu, "cycle_server_cpu_s": server,
-                "cycle_wall_s": wall,
+                "cycle_wall_s": wall, "gc_passes": passes,
                 "rss_per_workload_kib": rss_per / 1024, "p50_ms": p50, "p99_ms": p99, "calls": len(latencies),
                 "context_full_ms": context_full, "context_new_ms": context_new}
     finally:
@@ -258,9 +299,12 @@ def main() -> None:
     # zscore by default: xgboost's first fit costs ~2 s a workload (hours for 5,000 on this machine), after
     # which it is refitted daily; benchmarks/forecast_speed.py and RESULTS.md give its own cost.
     parser.add_argument("--detector", default="zscore", choices=["xgboost", "zscore", "threshold", "none"])
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="seconds over which a cycle's refreshes start, at random (a server's: its refresh "
+                             "interval, 30 s); 0: all at once")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    results = [asyncio.run(measure(n, args.detector)) for n in sizes]
+    results = [asyncio.run(measure(n, args.detector, args.spread)) for n in sizes]
     if results:
         print_capacity(results)
     if args.train:
@@ -281,6 +325,12 @@ def print_capacity(results: list[dict]) -> None:
               f"{r['cycle_wall_s']:.1f} | "
               f"{r['rss_per_workload_kib']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
               f"{r['context_full_ms']:.1f} / {r['context_new_ms']:.1f} |")
+    for r in results:
+        by = [[t for g, t in r["gc_passes"] if g == gen] for gen in range(3)]
+        print(f"\n{r['n']} workloads, the collector during the first cycle: passes young / middle / full "
+              f"{' / '.join(str(len(b)) for b in by)}, longest "
+              f"{' / '.join(f'{1000 * max(b, default=0):.0f}' for b in by)} ms, "
+              f"{sum(t for _, t in r['gc_passes']):.2f} s in all")
     if len(results) > 1:
         a, b = results[0], results[-1]
         for label, key in (("refresh CPU", "cycle_cpu_s"), ("memory", "rss_per_workload_kib")):

@@ -7,8 +7,10 @@ before a fresh worker takes its place.
 
 Updates and cheap anomaly scores, which every workload asks for at every new sample, are handed to the
 pool in batches: each hand-off costs about 0.4 ms of CPU (pickling, pebble's threads, the futures) against
-1.5 ms for a baseline update itself. Calls wait in the event loop while every slot is busy, and the next
-free slot takes all that waited (up to BATCH), so an idle runner adds no delay.
+1.5 ms for a baseline update itself. A call that finds no batch forming waits LINGER for others, and calls
+wait in the event loop while every slot is busy; the next free slot takes all that waited (up to BATCH).
+Refresh loops are jittered, so at a step boundary a replica's workloads find their new samples one by one
+over a refresh interval: without the wait nearly every hand-off carried one call.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class WorkerDied(HeliosError):
 
 
 BATCH = 64  # calls in one hand-off at most: an update takes milliseconds, far within any time budget
+LINGER = 0.5  # seconds a batched call waits for others to join it (forecasts are made for minutes ahead)
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,10 @@ class _Queued:
 
 class ModelRunner:
     def __init__(self, workers: int, telemetry: Telemetry, initializer: Callable | None = None,
-                 initargs: Iterable[Any] = ()) -> None:
+                 initargs: Iterable[Any] = (), linger: float = LINGER) -> None:
         """`initializer(*initargs)` runs in every worker process as it starts (e.g. to register a model)."""
         self._workers = workers
+        self._linger = linger
         self._telemetry = telemetry
         # spawn, not fork: forking a process that runs gRPC threads is unsafe.
         self._pool = ProcessPool(workers, initializer=_start_worker, initargs=(initializer, tuple(initargs)),
@@ -146,6 +150,7 @@ class ModelRunner:
         return await future
 
     async def _dispatch(self) -> None:
+        await asyncio.sleep(self._linger)
         while self._queued:
             await self._slots.acquire()
             batch = [q for q in self._queued[:BATCH] if not q.future.done()]  # not those whose caller left

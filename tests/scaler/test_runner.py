@@ -60,6 +60,21 @@ async def test_batched_updates_and_scores_equal_the_calls_made_one_by_one(runner
         assert repr(batched) == repr(score_latest("zscore", None, h, STEP))  # repr: NaN equals NaN
 
 
+async def test_calls_arriving_one_by_one_within_the_linger_go_as_one_batch(runner):
+    workloads = fitted(6)
+    handed = []
+    schedule = runner._pool.schedule
+    runner._pool.schedule = lambda fn, args, **kw: handed.append(fn) or schedule(fn, args, **kw)
+
+    async def later(i: int, artifact: bytes, history: Series):
+        await asyncio.sleep(0.05 * i)  # as jittered refresh loops find their new samples, one by one
+        return await runner.update("baseline", artifact, history, STEP, 6, 60)
+
+    got = await asyncio.gather(*(later(i, a, h) for i, (a, h) in enumerate(workloads)))
+    assert len(handed) == 1  # one hand-off, where each call had found an idle worker and gone alone
+    assert [g.artifact for g in got] == [alone(a, h).artifact for a, h in workloads]
+
+
 async def test_a_failing_call_fails_alone_in_its_batch(runner):
     workloads = fitted(8)
     workloads[3] = (b"not a model", workloads[3][1])
@@ -73,7 +88,8 @@ async def test_a_hung_call_times_out_alone_and_the_rest_of_its_batch_is_run_agai
     workloads = fitted(6)
     updates = [runner.update("baseline", a, h, STEP, 6, 2.0) for a, h in workloads]
     hung = runner._run("sleep", "update", 2.0, time.sleep, 3600, batched=True)
-    # The first two calls take the two slots; the hung one and the rest wait, and go as one batch.
+    # All arrive within the runner's linger and go as one batch: the hung one times it out, and each is
+    # then run alone.
     got = await asyncio.gather(*updates[:2], hung, *updates[2:], return_exceptions=True)
     assert isinstance(got[2], FitTimeout)
     assert [g.artifact for g in got[:2] + got[3:]] == [alone(a, h).artifact for a, h in workloads]
