@@ -131,8 +131,15 @@ def scrape(port: int) -> dict[str, float]:
                 out[s.name] = s.value
             elif s.name == "helios_redis_errors_total":
                 out["redis_errors"] = out.get("redis_errors", 0) + s.value
-            elif s.name == "python_gc_collections_total" and s.labels.get("generation") == "2":
-                out["full_collections"] = s.value
+            elif s.name.startswith("helios_gc_pause_seconds"):
+                g = s.labels["generation"]
+                if s.name.endswith("_sum"):
+                    out[f"gc{g} s"] = s.value
+                elif s.name.endswith("_count"):
+                    out[f"gc{g} passes"] = s.value
+                elif s.labels.get("le") in ("0.05", "+Inf"):  # the passes over 50 ms: +Inf's count less 0.05's
+                    sign = 1 if s.labels["le"] == "+Inf" else -1
+                    out[f"gc{g} over 50 ms"] = out.get(f"gc{g} over 50 ms", 0) + sign * s.value
             elif s.name == "process_resident_memory_bytes":
                 out["rss"] = s.value
     return out
@@ -180,13 +187,16 @@ async def main() -> None:
             print(f"\n| phase | replicas | ScaledObjects | calls/s | calls | errors | p50 ms | p99 ms |\n"
                   f"|---|---|---|---|---|---|---|---|\n{first}\n{steady}")
             metrics = {n: scrape(m) for n, (_, _, m) in replicas.items()}
-            print("\n| replica | owned workloads | share | fits | full collections in the steady state | RSS MiB |\n"
-                  "|---|---|---|---|---|---|")
+            print("\n| replica | owned workloads | share | fits | RSS MiB | collector in the steady state: passes "
+                  "(young / middle / full), seconds paused, passes over 50 ms |\n|---|---|---|---|---|---|")
             for n, m in metrics.items():
                 owned = m.get("helios_owned_workloads", 0)
-                full = m.get("full_collections", 0) - before[n].get("full_collections", 0)
-                print(f"| {n} | {owned:.0f} | {owned / len(objects):.1%} | {m.get('fits', 0):.0f} | {full:.0f} | "
-                      f"{m.get('rss', 0) / 2**20:.0f} |")
+                gc = {k: m.get(k, 0) - before[n].get(k, 0) for k in m if k.startswith("gc")}
+                passes = " / ".join(f"{gc.get(f'gc{g} passes', 0):.0f}" for g in range(3))
+                paused = sum(gc.get(f"gc{g} s", 0) for g in range(3))
+                long = " / ".join(f"{gc.get(f'gc{g} over 50 ms', 0):.0f}" for g in range(3))
+                print(f"| {n} | {owned:.0f} | {owned / len(objects):.1%} | {m.get('fits', 0):.0f} | "
+                      f"{m.get('rss', 0) / 2**20:.0f} | {passes}, {paused:.2f} s, {long} |")
             total_fits = sum(m.get("fits", 0) for m in metrics.values())
             print(f"\nfits per workload: {total_fits / len(objects):.2f}")
             await agreement(channels, objects, names, args.sample)
