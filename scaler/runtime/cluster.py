@@ -409,4 +409,3 @@ class Cluster:
 
 def _name(key: WorkloadKey) -> str:
     return "/".join(key)
-
