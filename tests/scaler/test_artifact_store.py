@@ -20,15 +20,9 @@ from helios.scaler.pb import admin_pb2
 from helios.scaler.runtime.artifact_store import ArtifactStore
 
 from ..helpers import daily_wave, fast_settings, write_trace
-from .test_train import scaled_object
+from .test_train import _train_what_the_test_servers_serve, scaled_object  # noqa: F401 - an autouse fixture
 
 KEY = ("shop", "web", "helios-file-0123456789")
-
-
-@pytest.fixture(autouse=True)
-def _train_what_the_test_servers_serve(monkeypatch):
-    """`helios train` reads the settings serve would: pin its model to the tests' servers' (fast_settings)."""
-    monkeypatch.setenv("HELIOS_MODELS__DEFAULT", "baseline")
 
 
 @pytest.fixture
