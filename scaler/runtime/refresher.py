@@ -26,6 +26,7 @@ from .artifact_store import ArtifactStore
 from .cluster import Cluster
 from .context import ContextFeed
 from .insights import Insights
+from .kept import KeptHistory
 from .runner import ModelRunner
 from .state import WorkloadKey, current_choice
 from .telemetry import Telemetry
@@ -171,19 +172,18 @@ class Refresher:
         or every `models.refit_interval`; otherwise the fitted model is only moved to the new data, and
         only when a new sample arrived since the last forecast.
         """
-        snap = self._workloads.snapshot(key)
+        snap, w = self._workloads.snapshot(key), self._workloads.get(key)
         trigger = snap.trigger
         started = time.perf_counter()
         now = self._clock()
         step = int(self._metrics.step)
         try:
-            history = await self._fetch(trigger, now, step)
+            history = await self._fetch(w, trigger, now, step)
         except SourceError as e:
             self._fail(key, e, "source_error")
             return
         self._workloads.publish(key, observed=history.last_value(), data_end=history.end, refreshed_at=now,
                                 last_error="", last_error_kind="", consecutive_failures=0)
-        w = self._workloads.get(key)
         horizon = max(1, math.ceil(trigger.horizon / step))
         params = self._models.params_for(trigger.model, horizon, trigger.quantile)
         if self._artifacts is not None and (
@@ -274,12 +274,30 @@ class Refresher:
         log.info("adopted stored model", extra={"workload": "/".join(key), "version": version})
         return True
 
-    async def _fetch(self, trigger: TriggerSpec, now: float, step: int):
+    async def _fetch(self, w: Workload, trigger: TriggerSpec, now: float, step: int) -> Series:
+        """The history window up to `now`: its newest steps fetched and the rest kept from the last refresh
+        (runtime/kept.py), or all of it fetched."""
+        start, end = int(now - self._metrics.history), int(now)
+        query = (trigger.source, trigger.source_params)
+        since = None if w.kept is None else w.kept.tail_start(query, start, now, self._models.refit_interval, step)
+        if since is None:
+            w.kept = KeptHistory(await self._fetch_range(trigger, start, end, step), query, now)
+        else:
+            tail = await self._fetch_range(trigger, since, end, step)
+            if tail.between(since, end).last_value() is None:  # not even the samples kept last time
+                raise NoData(f"{trigger.source} returned no samples since {since} (Unix seconds)")
+            w.kept = w.kept.extended(tail, since, start)
+        history = w.kept.series
+        if history.last_value() is None:
+            w.kept = None
+            raise NoData(f"{trigger.source} returned no samples in the last {self._metrics.history:g}s")
+        return history
+
+    async def _fetch_range(self, trigger: TriggerSpec, start: int, end: int, step: int) -> Series:
         source = self._sources[trigger.source]
-        start = int(now - self._metrics.history)
         try:
             history = await asyncio.wait_for(
-                asyncio.to_thread(source.fetch, trigger.source_params, start, int(now), step),
+                asyncio.to_thread(source.fetch, trigger.source_params, start, end, step),
                 self._metrics.fetch_timeout,
             )
         except TimeoutError:
@@ -292,8 +310,6 @@ class Refresher:
             raise SourceUnavailable(f"{trigger.source}: {e.__class__.__name__}: {e}") from e
         if not isinstance(history, Series):  # a source bug: treated as an outage, never trusted
             raise SourceUnavailable(f"{trigger.source} returned {type(history).__name__}, not a Series")
-        if history.last_value() is None:
-            raise NoData(f"{trigger.source} returned no samples in the last {self._metrics.history:g}s")
         return history
 
     def _fail(self, key: WorkloadKey, error: Exception, result: str) -> None:

@@ -21,6 +21,7 @@ from helios.engine.tracking import ForecastLedger
 from helios.engine.types import Series
 
 from ..config.metadata import ContextSpec, TriggerSpec
+from .kept import KeptHistory
 from .state import Answer, Snapshot, WorkloadKey, answer, serves_alike
 from .store import SnapshotStore
 
@@ -54,6 +55,7 @@ class Workload:
     scored_at: int | None = None  # that sample's timestamp
     alerts: AlertGate = field(default_factory=AlertGate)  # one alert per incident
     history: Series | None = None  # the last history fetched, aligned (the admin API's Detect scores it)
+    kept: KeptHistory | None = None  # the history window as fetched, extended at each refresh
     ledger: ForecastLedger | None = None  # the served forecasts, settled as their actuals arrive
     last_action: LastAction | None = None
     # Context (runtime/context.py): its own task, the frame it keeps, and whose pods that frame holds.

@@ -49,6 +49,7 @@ import pytest
 from helios.adapters.base import MetricSource
 from helios.engine.errors import BadQuery, NoData
 from helios.engine.types import Series
+from helios.scaler.runtime.kept import REFETCH_STEPS, KeptHistory
 
 STEP = 300  # the grid the assertions use (the adapters' default)
 RESOLUTION = 60  # LOAD is sampled this often; the others once per step, at its start
@@ -141,6 +142,20 @@ class SourceContract:
         t0 = contract.origin
         with pytest.raises(NoData):
             contract.adapter.fetch(contract.params_for(ABSENT), t0, last_second(t0), STEP)
+
+    def test_a_window_kept_and_extended_by_its_newest_steps_is_the_window_fetched_whole(self, contract: ContractTarget):
+        """What each refresh does (scaler/runtime/kept.py): the window it kept, ending inside any step, and
+        the newest steps fetched again from REFETCH_STEPS before its last sample, across NaN and gaps."""
+        t0, params = contract.origin, contract.params_for(LOAD)
+        end = last_second(t0)
+        whole = contract.adapter.fetch(params, t0, end, STEP)
+        for k in range(STEPS):
+            kept = KeptHistory(contract.adapter.fetch(params, t0, t0 + k * STEP + 2 * RESOLUTION, STEP), (), 0.0)
+            since = kept.tail_start((), t0, end, math.inf, STEP)
+            assert since == max(t0, kept.series.end - REFETCH_STEPS * STEP)
+            got = kept.extended(contract.adapter.fetch(params, since, end, STEP), since, t0).series
+            assert got.timestamps.tolist() == whole.timestamps.tolist(), k
+            assert_values(got.values, whole.values)
 
     def test_a_window_before_the_data_is_no_data(self, contract: ContractTarget):
         t0 = contract.origin

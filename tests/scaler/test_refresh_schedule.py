@@ -1,10 +1,17 @@
 """Fits run on their schedule; between fits the fitted model only follows new data."""
 
 import asyncio
+import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from ..helpers import daily_wave, fast_settings, sample_value, write_trace
+from helios.engine.errors import NoData
+from helios.engine.types import Series
+from helios.scaler.runtime.kept import REFETCH_STEPS
+
+from ..helpers import STEP, daily_wave, fast_settings, sample_value, write_trace
 
 
 def inferences(client, operation: str, model: str = "baseline") -> float:
@@ -69,3 +76,69 @@ async def test_auto_reports_its_choice_and_losses(start_app, client_for, tmp_pat
     # a noiseless daily wave repeats itself exactly: seasonal naive alone is perfect, point and quantiles
     assert row.forecast_model == "seasonal_naive" == min(point, key=point.get)
     assert row.fitted_at.seconds > 0
+
+
+class WindowSource:
+    """Answers each window with the samples of `series` inside it, and records the windows asked for."""
+
+    name: ClassVar[str] = "window"
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
+        self.asked: list[tuple[int, int]] = []
+
+    def fetch(self, params, start: int, end: int, step: int) -> Series:
+        self.asked.append((start, end))
+        inside = self.series.between(start, end)
+        if not len(inside):
+            raise NoData("no samples in the window")
+        return inside
+
+
+async def until(check, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def wave_until(last: int, values: np.ndarray) -> Series:
+    return Series(last - STEP * np.arange(len(values))[::-1], values)
+
+
+async def test_refreshes_fetch_the_newest_steps_and_keep_the_rest_of_the_window(start_app, client_for):
+    now = int(time.time()) // STEP * STEP
+    values = daily_wave()
+    source = WindowSource(wave_until(now - STEP, values))
+    app = await start_app(fast_settings(metrics={"refresh_interval": 0.1}, models={"refit_interval": 3600}),
+                          sources={"window": source})
+    name = (await client_for(app).get_metrics({"source": "window", "targetValue": "10"})).metricName
+    key = ("shop", "web", name)
+    await until(lambda: app.store.get(key).forecast is not None, "the first forecast")
+    first_start, _ = source.asked[0]
+    assert abs(first_start - (time.time() - app.settings.metrics.history)) < 10  # the whole window, once
+
+    revised = np.append(values[:-1], [values[-1] + 7, 123.0])  # the newest sample revised, and a new one
+    source.series = wave_until(now, revised)
+    await until(lambda: app.store.get(key).observed == 123.0, "the new sample")
+    await asyncio.sleep(1.0)  # refreshes after it, the update's batch wait (0.5 s) included
+    tails = {start for start, _ in source.asked[1:]}
+    assert tails <= {now - (REFETCH_STEPS + 1) * STEP, now - REFETCH_STEPS * STEP} and len(source.asked) > 3
+    kept = app.workloads.get(key).kept.series  # what the models were given: the whole window, revision included
+    assert kept.timestamps.tolist() == source.series.timestamps.tolist()
+    assert kept.values.tolist() == revised.tolist()
+
+
+async def test_the_whole_window_is_fetched_again_every_refit_interval(start_app, client_for):
+    source = WindowSource(wave_until(int(time.time()) // STEP * STEP, daily_wave()))
+    app = await start_app(fast_settings(metrics={"refresh_interval": 0.1}, models={"refit_interval": 0.5}),
+                          sources={"window": source})
+    await client_for(app).get_metrics({"source": "window", "targetValue": "10"})
+    await asyncio.sleep(1.6)
+    history = app.settings.metrics.history
+    whole = sum(abs(start - (end - history)) <= 1 for start, end in source.asked)
+    assert 3 <= whole < len(source.asked) / 2  # every 0.5 s, the newest steps between
