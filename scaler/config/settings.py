@@ -51,7 +51,7 @@ class ServerSettings(_Section):
 
 class MetricsSettings(_Section):
     step: Seconds = 300.0  # the grid every series is aligned to
-    history: Seconds = 7 * 86400.0  # how far back each refresh reads: auto and prophet need > 3 days
+    history: Seconds = 7 * 86400.0  # the window models read (auto, prophet need > 3 days); runtime/kept.py
     refresh_interval: Seconds = 30.0
     fetch_timeout: Seconds = 10.0
     staleness_limit: Seconds = 600.0  # older than this since the last good refresh: UNAVAILABLE
