@@ -67,8 +67,9 @@ def shape_values(shape: str, seed: int, n: int) -> np.ndarray:
 
 
 class SyntheticSource(MetricFrames):
-    """Two days of 5-minute samples per workload, ending at the source's clock (moved a step per cycle);
-    each workload has two pods, whose usage, requests and limits the frames read at 60-s resolution."""
+    """Two days of 5-minute samples per workload up to the source's clock, which moves a step per cycle,
+    answered for the window asked (a refresh asks for its newest steps, runtime/kept.py); each workload has
+    two pods, whose usage, requests and limits the frames read at 60-s resolution."""
 
     name: ClassVar[str] = "synthetic"
     queries = {key: MetricQuery(key) for key in RESOURCE_METRICS}
@@ -76,6 +77,8 @@ class SyntheticSource(MetricFrames):
     POD_VALUES: ClassVar[dict[str, float]] = {
         "pod_cpu_cores": 0.3, "pod_memory_bytes": 300 * 2**20, "pod_cpu_request_cores": 1.0,
         "pod_cpu_limit_cores": 2.0, "pod_memory_request_bytes": 256 * 2**20, "pod_memory_limit_bytes": 512 * 2**20}
+    DAYS_STEPS = 576
+    MAX_SHIFT = 64  # cycles the values are made for
 
     @dataclass(frozen=True)
     class Params:
@@ -85,6 +88,8 @@ class SyntheticSource(MetricFrames):
     def __init__(self) -> None:
         super().__init__(step=STEP, clock=self.now)
         self.shift = 0  # steps added to the wall clock: each refresh cycle sees one new sample
+        self.first = (int(time.time()) // STEP - self.DAYS_STEPS + 1) * STEP  # the first sample's timestamp
+        self._values: dict[object, np.ndarray] = {}  # by Params
 
     def now(self) -> float:
         return time.time() + self.shift * STEP
@@ -96,10 +101,13 @@ class SyntheticSource(MetricFrames):
         return [RawSeries({"pod": f"p{i}"}, times, base * (1 + 0.1 * rng.random(times.size))) for i in range(2)]
 
     def fetch(self, params, start: int, end: int, step: int) -> Series:
-        end = (int(time.time()) // STEP + self.shift) * STEP
-        n = 576
-        values = shape_values(params.shape, params.seed + self.shift, n)
-        return Series(np.arange(end - (n - 1) * STEP, end + 1, STEP), values)
+        values = self._values.get(params)
+        if values is None:
+            values = self._values[params] = shape_values(params.shape, params.seed, self.DAYS_STEPS + self.MAX_SHIFT)
+        first = max(self.first, -(-start // STEP) * STEP)
+        last = (int(time.time()) // STEP + self.shift) * STEP
+        i, j = (first - self.first) // STEP, (last - self.first) // STEP + 1
+        return Series(np.arange(first, last + 1, STEP), values[i:j])
 
 
 async def refresh_cycle(app: HeliosApp, keys: list, spread: float = 0.0) -> None:
