@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import NormalDist
 
 import numpy as np
@@ -39,6 +40,17 @@ class Series:
         object.__setattr__(self, "values", vs)
 
     @classmethod
+    def of_valid(cls, timestamps: np.ndarray, values: np.ndarray) -> Series:
+        """A Series of arrays already known to pass the checks (slices or an ordered join of Series), made
+        without them: they read every sample, and slices are taken at every sample of every workload."""
+        series = object.__new__(cls)
+        for name, array in (("timestamps", timestamps), ("values", values)):
+            if array.flags.writeable:
+                array.setflags(write=False)
+            object.__setattr__(series, name, array)
+        return series
+
+    @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[float, float]]) -> Series:
         if not pairs:
             return cls(np.empty(0, np.int64), np.empty(0))
@@ -60,8 +72,8 @@ class Series:
 
     def between(self, start: float, end: float) -> Series:
         """The samples with start <= timestamp <= end."""
-        keep = (self.timestamps >= start) & (self.timestamps <= end)
-        return Series(self.timestamps[keep], self.values[keep])
+        first, last = np.searchsorted(self.timestamps, start, "left"), np.searchsorted(self.timestamps, end, "right")
+        return Series.of_valid(self.timestamps[first:last], self.values[first:last])
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,9 +112,18 @@ class Forecast:
     def horizon(self) -> int:
         return int(self.point.size)
 
-    @property
+    @cached_property  # read about ten times by each recommendation
     def timestamps(self) -> np.ndarray:
-        return self.start + self.step * np.arange(self.horizon, dtype=np.int64)
+        ts = self.start + self.step * np.arange(self.horizon, dtype=np.int64)
+        ts.setflags(write=False)
+        return ts
+
+    @cached_property
+    def complete(self) -> np.ndarray:
+        """Which steps have a point and every quantile (not NaN)."""
+        steps = ~np.isnan(self.point) & ~np.isnan(self.quantiles).any(axis=0)
+        steps.setflags(write=False)
+        return steps
 
     @property
     def end(self) -> int:

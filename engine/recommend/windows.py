@@ -111,8 +111,7 @@ def ahead(forecast: Forecast | None, now: float, length: float) -> Ahead | None:
     if forecast is None or forecast.horizon == 0:
         return None
     ts = forecast.timestamps
-    keep = (ts > now - forecast.step) & (ts <= now + length)
-    keep &= ~np.isnan(forecast.point) & ~np.isnan(forecast.quantiles).any(axis=0)
+    keep = (ts > now - forecast.step) & (ts <= now + length) & forecast.complete
     return Ahead(forecast, keep) if keep.any() else None
 
 
