@@ -34,6 +34,10 @@ class KeptHistory:
             return None
         return max(start, end - REFETCH_STEPS * step)
 
+    @staticmethod
+    def has_sample_since(tail: Series, since: int) -> bool:
+        return bool((~np.isnan(tail.values[np.searchsorted(tail.timestamps, since):])).any())
+
     def extended(self, tail: Series, since: int, start: int) -> KeptHistory:
         """The window from `start` on: `tail`'s samples from `since` on (it must have one), after the kept
         ones before the first of them. A source leaves out the steps without a value at the start of its
@@ -42,6 +46,6 @@ class KeptHistory:
         rest = int(np.searchsorted(new.timestamps, since))  # a source may answer more than was asked
         first = new.timestamps[rest]
         head = slice(np.searchsorted(old.timestamps, start), np.searchsorted(old.timestamps, first))
-        series = Series(np.concatenate((old.timestamps[head], new.timestamps[rest:])),
-                        np.concatenate((old.values[head], new.values[rest:])))
+        series = Series.of_valid(np.concatenate((old.timestamps[head], new.timestamps[rest:])),
+                                 np.concatenate((old.values[head], new.values[rest:])))
         return KeptHistory(series, self.query, self.whole_at)

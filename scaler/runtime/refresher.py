@@ -284,7 +284,7 @@ class Refresher:
             w.kept = KeptHistory(await self._fetch_range(trigger, start, end, step), query, now)
         else:
             tail = await self._fetch_range(trigger, since, end, step)
-            if tail.between(since, end).last_value() is None:  # not even the samples kept last time
+            if not KeptHistory.has_sample_since(tail, since):  # not even the samples kept last time
                 raise NoData(f"{trigger.source} returned no samples since {since} (Unix seconds)")
             w.kept = w.kept.extended(tail, since, start)
         history = w.kept.series
@@ -296,10 +296,8 @@ class Refresher:
     async def _fetch_range(self, trigger: TriggerSpec, start: int, end: int, step: int) -> Series:
         source = self._sources[trigger.source]
         try:
-            history = await asyncio.wait_for(
-                asyncio.to_thread(source.fetch, trigger.source_params, start, end, step),
-                self._metrics.fetch_timeout,
-            )
+            async with asyncio.timeout(self._metrics.fetch_timeout):  # no task of its own, as wait_for makes
+                history = await asyncio.to_thread(source.fetch, trigger.source_params, start, end, step)
         except TimeoutError:
             limit = self._metrics.fetch_timeout
             raise SourceUnavailable(f"{trigger.source} did not answer within {limit:g}s") from None
