@@ -35,15 +35,10 @@ def expected_demand(forecast: Forecast, observed: float, now: float, lead_second
 
 def lead_window_peak(forecast: Forecast, now: float, lead_seconds: float, quantile: float) -> float:
     """The highest `quantile` forecast over the lead window (now, now + lead] (see expected_demand)."""
-    ts = forecast.timestamps
-    ahead = ts > now
-    if not ahead.any():
+    first, end = np.searchsorted(forecast.timestamps, (now, now + lead_seconds), side="right")
+    if first == forecast.horizon:
         raise ValueError(f"forecast ends at {forecast.end}, before now ({now:.0f})")
-    window = ahead & (ts <= now + lead_seconds)
-    if not window.any():
-        window = np.zeros_like(ahead)
-        window[np.argmax(ahead)] = True
-    return float(forecast.quantile(quantile)[window].max())
+    return float(forecast.quantile(quantile)[first:max(end, first + 1)].max())  # none inside: the next step
 
 
 Rule = Literal["forecast", "tolerance", "observed floor", "headroom floor", "observed"]

@@ -79,8 +79,8 @@ class ForecastLedger:
     def error(self) -> ForecastError:
         if not self._settled:
             return ForecastError(0, math.nan, math.nan)
-        apes = np.array([a for a, _ in self._settled])
-        finite = apes[~np.isnan(apes)]
-        mape = float(finite.mean()) if finite.size else math.nan
-        coverage = float(np.mean([inside for _, inside in self._settled]))
+        # Plain sums over at most `window` pairs: arrays built from them cost more, at every sample.
+        finite = [a for a, _ in self._settled if not math.isnan(a)]
+        mape = math.fsum(finite) / len(finite) if finite else math.nan
+        coverage = sum(inside for _, inside in self._settled) / len(self._settled)
         return ForecastError(len(self._settled), mape, coverage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -137,8 +138,8 @@ class Forecast:
         """The forecast at any level in [min(levels), max(levels)], interpolated between stored levels."""
         if not self.levels[0] <= level <= self.levels[-1]:
             raise ValueError(f"level {level} outside [{self.levels[0]}, {self.levels[-1]}]")
-        levels = np.asarray(self.levels)
-        i = int(np.clip(np.searchsorted(levels, level), 1, len(levels) - 1))
+        levels = self.levels
+        i = min(max(bisect_left(levels, level), 1), len(levels) - 1)  # on the tuple: numpy's calls cost more here
         lo, hi = levels[i - 1], levels[i]
         w = (level - lo) / (hi - lo)
         return (1 - w) * self.quantiles[i - 1] + w * self.quantiles[i]
