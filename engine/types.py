@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ class Series:
 
     def last_value(self) -> float | None:
         """The most recent non-missing value."""
+        if self.values.size and not math.isnan(last := float(self.values[-1])):
+            return last  # mostly: a refresh asks at every sample, of a window of days
         present = np.flatnonzero(~np.isnan(self.values))
         return float(self.values[present[-1]]) if present.size else None
 

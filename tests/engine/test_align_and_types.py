@@ -54,5 +54,8 @@ def test_series_contract_is_enforced(ts, vs, message):
 def test_series_is_immutable_and_reports_its_last_present_value():
     s = Series(np.array([0, 300, 600]), np.array([1.0, 2.0, np.nan]))
     assert s.last_value() == 2.0 and s.end == 600
+    assert Series(np.array([0, 300]), np.array([1.0, 3.0])).last_value() == 3.0
+    assert Series(np.array([0]), np.array([np.nan])).last_value() is None
+    assert Series(np.empty(0, np.int64), np.empty(0)).last_value() is None
     with pytest.raises(ValueError):
         s.values[0] = 5
