@@ -67,7 +67,7 @@ def shape_values(shape: str, seed: int, n: int) -> np.ndarray:
 
 
 class SyntheticSource(MetricFrames):
-    """Two days of 5-minute samples per workload up to the source's clock, which moves a step per cycle,
+    """`days` of 5-minute samples per workload (two by default) up to the source's clock, which moves a step per cycle,
     answered for the window asked (a refresh asks for its newest steps, runtime/kept.py); each workload has
     two pods, whose usage, requests and limits the frames read at 60-s resolution."""
 
@@ -77,7 +77,6 @@ class SyntheticSource(MetricFrames):
     POD_VALUES: ClassVar[dict[str, float]] = {
         "pod_cpu_cores": 0.3, "pod_memory_bytes": 300 * 2**20, "pod_cpu_request_cores": 1.0,
         "pod_cpu_limit_cores": 2.0, "pod_memory_request_bytes": 256 * 2**20, "pod_memory_limit_bytes": 512 * 2**20}
-    DAYS_STEPS = 576
     MAX_SHIFT = 64  # cycles the values are made for
 
     @dataclass(frozen=True)
@@ -85,10 +84,11 @@ class SyntheticSource(MetricFrames):
         shape: str
         seed: int
 
-    def __init__(self) -> None:
+    def __init__(self, days: float = 2.0) -> None:
         super().__init__(step=STEP, clock=self.now)
+        self.steps = int(days * 86400 // STEP)
         self.shift = 0  # steps added to the wall clock: each refresh cycle sees one new sample
-        self.first = (int(time.time()) // STEP - self.DAYS_STEPS + 1) * STEP  # the first sample's timestamp
+        self.first = (int(time.time()) // STEP - self.steps + 1) * STEP  # the first sample's timestamp
         self._values: dict[object, np.ndarray] = {}  # by Params
 
     def now(self) -> float:
@@ -103,7 +103,7 @@ class SyntheticSource(MetricFrames):
     def fetch(self, params, start: int, end: int, step: int) -> Series:
         values = self._values.get(params)
         if values is None:
-            values = self._values[params] = shape_values(params.shape, params.seed, self.DAYS_STEPS + self.MAX_SHIFT)
+            values = self._values[params] = shape_values(params.shape, params.seed, self.steps + self.MAX_SHIFT)
         first = max(self.first, -(-start // STEP) * STEP)
         last = (int(time.time()) // STEP + self.shift) * STEP
         i, j = (first - self.first) // STEP, (last - self.first) // STEP + 1
@@ -164,12 +164,12 @@ def tree_cpu(proc: psutil.Process) -> float:
     return total
 
 
-async def measure(n: int, detector: str, spread: float = 0.0) -> dict:
+async def measure(n: int, detector: str, spread: float = 0.0, days: float = 2.0) -> dict:
     import grpc
 
     from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
 
-    source = SyntheticSource()
+    source = SyntheticSource(days)
     settings = load_settings(
         server={"grpc_port": 0, "metrics_port": 0}, log_level="WARNING",
         metrics={"refresh_interval": 86400, "staleness_limit": 86400, "first_answer_wait": 0},
@@ -310,9 +310,12 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=0.0,
                         help="seconds over which a cycle's refreshes start, at random (a server's: its refresh "
                              "interval, 30 s); 0: all at once")
+    parser.add_argument("--days", type=float, default=2.0,
+                        help="history per workload (metrics.history reads 7 days by default; 2 kept the figures "
+                             "comparable with earlier runs)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    results = [asyncio.run(measure(n, args.detector, args.spread)) for n in sizes]
+    results = [asyncio.run(measure(n, args.detector, args.spread, args.days)) for n in sizes]
     if results:
         print_capacity(results)
     if args.train:
