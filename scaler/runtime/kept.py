@@ -45,7 +45,10 @@ class KeptHistory:
         old, new = self.series, tail
         rest = int(np.searchsorted(new.timestamps, since))  # a source may answer more than was asked
         first = new.timestamps[rest]
-        head = slice(np.searchsorted(old.timestamps, start), np.searchsorted(old.timestamps, first))
+        head = slice(int(np.searchsorted(old.timestamps, start)), int(np.searchsorted(old.timestamps, first)))
+        if head.start == 0 and np.array_equal(old.timestamps[head.stop:], new.timestamps[rest:]) and \
+                np.array_equal(old.values[head.stop:], new.values[rest:], equal_nan=True):
+            return self  # nothing new (most refreshes): the same window, not a copy beside the models' one
         series = Series.of_valid(np.concatenate((old.timestamps[head], new.timestamps[rest:])),
                                  np.concatenate((old.values[head], new.values[rest:])))
         return KeptHistory(series, self.query, self.whole_at)
