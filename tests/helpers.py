@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import tempfile
@@ -95,11 +96,17 @@ def sample_value(exposition: str, name: str, **labels) -> float | None:
 async def provisioned(app, timeout: float = 60.0) -> None:
     """Wait until every tracked workload's first provisioning replay has ended (a choice, or the note of a
     cold start or failure): from then on its answers no longer change with the plan."""
-    import asyncio
-
     for _ in range(int(timeout / 0.05)):
         snaps = app.store.all()
         if snaps and all(s.trigger.slo is None or s.provisioning is not None or s.provisioning_note for s in snaps):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no provisioning replay ended within {timeout}s")
+
+
+async def until(check, timeout: float = 20.0, what: str = "the condition"):
+    """Poll `check` every 50 ms until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
+        await asyncio.sleep(0.05)

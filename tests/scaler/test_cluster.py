@@ -14,7 +14,7 @@ import redis
 from helios.scaler.pb import admin_pb2 as admin_pb
 from helios.scaler.runtime.cluster import rendezvous
 
-from ..helpers import fast_settings
+from ..helpers import fast_settings, until
 from ..pki import CA
 from ..redis_server import RedisServer
 
@@ -36,13 +36,6 @@ def replica(redis_url: str, name: str):
 
 def trigger(i: int) -> dict:
     return {"source": "demo", "targetValue": str(20 + i)}
-
-
-async def until(check, timeout: float = 20.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
-        await asyncio.sleep(0.05)
 
 
 def owned(app) -> set:

@@ -11,7 +11,7 @@ from helios.engine.errors import NoData
 from helios.engine.types import Series
 from helios.scaler.runtime.kept import REFETCH_STEPS
 
-from ..helpers import STEP, daily_wave, fast_settings, sample_value, write_trace
+from ..helpers import STEP, daily_wave, fast_settings, sample_value, until, write_trace
 
 
 def inferences(client, operation: str, model: str = "baseline") -> float:
@@ -99,13 +99,6 @@ class WindowSource:
         return inside
 
 
-async def until(check, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def wave_until(last: int, values: np.ndarray) -> Series:
     return Series(last - STEP * np.arange(len(values))[::-1], values)
 
@@ -118,13 +111,13 @@ async def test_refreshes_fetch_the_newest_steps_and_keep_the_rest_of_the_window(
                           sources={"window": source})
     name = (await client_for(app).get_metrics({"source": "window", "targetValue": "10"})).metricName
     key = ("shop", "web", name)
-    await until(lambda: app.store.get(key).forecast is not None, "the first forecast")
+    await until(lambda: app.store.get(key).forecast is not None, timeout=10, what="the first forecast")
     first_start, _ = source.asked[0]
     assert abs(first_start - (time.time() - app.settings.metrics.history)) < 10  # the whole window, once
 
     revised = np.append(values[:-1], [values[-1] + 7, 123.0])  # the newest sample revised, and a new one
     source.series = wave_until(now, revised)
-    await until(lambda: app.store.get(key).observed == 123.0, "the new sample")
+    await until(lambda: app.store.get(key).observed == 123.0, timeout=10, what="the new sample")
     await asyncio.sleep(1.0)  # refreshes after it, the update's batch wait (0.5 s) included
     tails = {start for start, _ in source.asked[1:]}
     assert tails <= {now - (REFETCH_STEPS + 1) * STEP, now - REFETCH_STEPS * STEP} and len(source.asked) > 3
