@@ -164,7 +164,7 @@ def tree_cpu(proc: psutil.Process) -> float:
     return total
 
 
-async def measure(n: int, detector: str, spread: float = 0.0, days: float = 2.0) -> dict:
+async def measure(n: int, detector: str, spread: float = 0.0, days: float = 2.0, cycles: int = 1) -> dict:
     import grpc
 
     from helios.scaler.pb import externalscaler_pb2_grpc as pb_grpc
@@ -211,21 +211,24 @@ async def measure(n: int, detector: str, spread: float = 0.0, days: float = 2.0)
         await insights_done(app, keys)  # else a cycle's insights are skipped while the first ones still run
         rss_per = (me.memory_info().rss - rss_before) / n
 
-        # Cycle 1, alone: what a new sample costs, insights included (they run in tasks of their own). A
-        # spread-out cycle lasts longer: the CPU an idle server spends over as long is taken off.
-        idle_server = idle_cpu = 0.0
-        if spread:
-            server0, tree0 = own_cpu(me), tree_cpu(me)
-            await asyncio.sleep(spread)
-            idle_server, idle_cpu = own_cpu(me) - server0, tree_cpu(me) - tree0
-        source.shift += 1  # a new sample for everyone: the cycle updates every model
-        server0, tree0, wall0 = own_cpu(me), tree_cpu(me), time.perf_counter()
-        with collector_passes() as passes:
-            await refresh_cycle(app, keys, spread)
-        wall = time.perf_counter() - wall0
-        scale = wall / spread if spread else 0.0
-        server = own_cpu(me) - server0 - idle_server * scale
-        cpu = tree_cpu(me) - tree0 - idle_cpu * scale
+        # The first `cycles` cycles, alone: what a new sample costs, insights included (they run in tasks of
+        # their own). A spread-out cycle lasts longer: the CPU an idle server spends over as long is taken off.
+        cycle_cpu, cycle_server, cycle_passes = [], [], []
+        for _ in range(cycles):
+            idle_server = idle_cpu = 0.0
+            if spread:
+                server0, tree0 = own_cpu(me), tree_cpu(me)
+                await asyncio.sleep(spread)
+                idle_server, idle_cpu = own_cpu(me) - server0, tree_cpu(me) - tree0
+            source.shift += 1  # a new sample for everyone: the cycle updates every model
+            server0, tree0, wall0 = own_cpu(me), tree_cpu(me), time.perf_counter()
+            with collector_passes() as passes:
+                await refresh_cycle(app, keys, spread)
+            wall = time.perf_counter() - wall0
+            scale = wall / spread if spread else 0.0
+            cycle_server.append(own_cpu(me) - server0 - idle_server * scale)
+            cycle_cpu.append(tree_cpu(me) - tree0 - idle_cpu * scale)
+            cycle_passes.append(passes)
 
         # Cycle 2, with GetMetrics callers: the latency a refresh cycle inflicts on the serving path.
         source.shift += 1
@@ -247,8 +250,9 @@ async def measure(n: int, detector: str, spread: float = 0.0, days: float = 2.0)
         await asyncio.gather(*callers)
         p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
         context_full, context_new = await context_cost(app, keys, source, me)
-        return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": cpu, "cycle_server_cpu_s": server,
-                "cycle_wall_s": wall, "gc_passes": passes,
+        return {"n": n, "first_fit_s": first_fit_s, "cycle_cpu_s": float(np.median(cycle_cpu)),
+                "cycle_server_cpu_s": float(np.median(cycle_server)), "cycles_cpu_s": cycle_cpu,
+                "cycle_wall_s": wall, "gc_passes": cycle_passes[0],
                 "rss_per_workload_kib": rss_per / 1024, "p50_ms": p50, "p99_ms": p99, "calls": len(latencies),
                 "context_full_ms": context_full, "context_new_ms": context_new}
     finally:
@@ -313,9 +317,13 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=2.0,
                         help="history per workload (metrics.history reads 7 days by default; 2 kept the figures "
                              "comparable with earlier runs)")
+    parser.add_argument("--cycles", type=int, default=1,
+                        help="measured cycles; the table gives their median (runs of one cycle vary by +-0.3 ms)")
     args = parser.parse_args()
+    if not 1 <= args.cycles <= SyntheticSource.MAX_SHIFT - 2:
+        parser.error(f"--cycles must be in 1..{SyntheticSource.MAX_SHIFT - 2}")
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    results = [asyncio.run(measure(n, args.detector, args.spread, args.days)) for n in sizes]
+    results = [asyncio.run(measure(n, args.detector, args.spread, args.days, args.cycles)) for n in sizes]
     if results:
         print_capacity(results)
     if args.train:
@@ -336,6 +344,11 @@ def print_capacity(results: list[dict]) -> None:
               f"{r['cycle_wall_s']:.1f} | "
               f"{r['rss_per_workload_kib']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
               f"{r['context_full_ms']:.1f} / {r['context_new_ms']:.1f} |")
+    for r in results:
+        if len(r["cycles_cpu_s"]) > 1:
+            each = ", ".join(f"{1000 * c / r['n']:.2f}" for c in r["cycles_cpu_s"])
+            print(f"\n{r['n']} workloads: CPU ms per workload in each of {len(r['cycles_cpu_s'])} cycles: {each} "
+                  "(the table gives their median)")
     for r in results:
         by = [[t for g, t in r["gc_passes"] if g == gen] for gen in range(3)]
         print(f"\n{r['n']} workloads, the collector during the first cycle: passes young / middle / full "
