@@ -113,15 +113,20 @@ def score_latest(detector: str, artifact: bytes | None, history: Series, step: i
     aligned = _aligned(history, step)
     cls = detector_class(detector)
     end = int(aligned.end)
+    recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
     if artifact is not None:
         fitted = cls.from_bytes(zlib.decompress(artifact))
-        recent = aligned.between(aligned.end - step * 288, aligned.end)  # a day: enough context for any lag
         scores = fitted.score(recent, context)
         state = _carried(likelihood_state, float(scores.scores[-1]), float(aligned.values[-1]), end)
         scored = recent
-    else:
+    elif not cls.keep_fitted:  # refitted at every sample (zscore, threshold): the newest score alone is read
         fitted = cls(**(params or {})).fit(aligned, context)
-        artifact = zlib.compress(fitted.to_bytes()) if cls.keep_fitted else None
+        scores = fitted.score(recent, context)
+        scored = recent
+        state = None
+    else:  # the fit kept until the next one: its likelihood learns from the whole history's scores
+        fitted = cls(**(params or {})).fit(aligned, context)
+        artifact = zlib.compress(fitted.to_bytes())
         scores = fitted.score(aligned, context)
         scored = aligned
         state = None

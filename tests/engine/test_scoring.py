@@ -36,6 +36,19 @@ def test_reference_detectors_refit_each_time_and_detect_all_scores_every_step():
     assert scores.flagged[-1] and scores.flagged.sum() < 30
 
 
+@pytest.mark.parametrize("detector", ["zscore", "threshold"])
+@pytest.mark.parametrize("spike", [0.0, 40.0, 300.0])
+def test_a_detector_refitted_at_each_sample_scores_the_newest_as_scoring_the_whole_history_does(detector, spike):
+    history = daily(spike=spike)
+    values = history.values.copy()
+    values[-400:-380] = np.nan  # a gap the alignment fills, within the day before the newest sample
+    history = Series(history.timestamps, values)
+    scored = score_latest(detector, None, history, STEP)
+    _, whole = detect_all(detector, history, STEP)  # fitted on the history, every step scored
+    # The same to rounding: zscore's running sums start from another sample.
+    assert scored.score == pytest.approx(whole.scores[-1], rel=1e-12) and scored.severity == whole.severity[-1]
+
+
 def test_too_short_a_history_is_a_typed_error():
     with pytest.raises(InsufficientData):
         score_latest("xgboost", None, daily(n=50), STEP)
