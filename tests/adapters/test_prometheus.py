@@ -6,6 +6,7 @@ auth and the custom CA work; the error tests then take one thing away at a time.
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,12 +135,15 @@ def test_a_long_window_uses_a_coarser_resolution_instead_of_hitting_the_point_li
     assert_values(s.values, [0, 10, 20, 30, 40, 50, 60, NAN, NAN, NAN, NAN, 110])
 
 
-def test_credentials_go_only_to_the_configured_server(prometheus, tls):
-    seen: list[str | None] = []
+@pytest.fixture
+def recorder():
+    """A loopback HTTP server that answers every request with an empty Prometheus matrix and records the
+    request line's target and its Authorization header."""
+    seen: list[tuple[str, str | None]] = []
 
     class Recorder(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (the http.server hook's name)
-            seen.append(self.headers.get("Authorization"))
+            seen.append((self.path, self.headers.get("Authorization")))
             body = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -150,19 +154,54 @@ def test_credentials_go_only_to_the_configured_server(prometheus, tls):
         def log_message(self, *args):
             pass
 
-    other = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
-    try:
-        adapter = source(prometheus, tls)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.seen = seen
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_credentials_go_only_to_the_configured_server(prometheus, tls, recorder):
+    adapter = source(prometheus, tls)
+    with pytest.raises(Exception, match="no samples"):
+        adapter.fetch(PrometheusParams(query=LOAD, server_address=f"http://127.0.0.1:{recorder.server_port}"),
+                      *window(prometheus))
+    token_adapter = PrometheusSource(f"http://127.0.0.1:{recorder.server_port}", bearer_token="t0ken", retry=FAST)
+    with pytest.raises(Exception, match="no samples"):
+        token_adapter.fetch(PrometheusParams(query=LOAD), *window(prometheus))
+    assert [auth for _, auth in recorder.seen] == [None, "Bearer t0ken"]
+
+
+def test_a_proxy_named_by_the_environment_carries_the_queries(monkeypatch, prometheus, recorder):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "all_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{recorder.server_port}")
+    # A name that resolves nowhere: only the proxy (the recorder, on loopback) is ever connected to.
+    adapter = PrometheusSource("http://prometheus.helios-test.invalid:9090", retry=FAST)
+    for _ in range(2):  # the environment is read once per server, and holds for every query after
         with pytest.raises(Exception, match="no samples"):
-            adapter.fetch(PrometheusParams(query=LOAD, server_address=f"http://127.0.0.1:{other.server_port}"),
-                          *window(prometheus))
-        token_adapter = PrometheusSource(f"http://127.0.0.1:{other.server_port}", bearer_token="t0ken", retry=FAST)
-        with pytest.raises(Exception, match="no samples"):
-            token_adapter.fetch(PrometheusParams(query=LOAD), *window(prometheus))
-    finally:
-        other.shutdown()
-    assert seen == [None, "Bearer t0ken"]
+            adapter.fetch(PrometheusParams(query=LOAD), *window(prometheus))
+    assert [target.split("?")[0] for target, _ in recorder.seen] == \
+        ["http://prometheus.helios-test.invalid:9090/api/v1/query_range"] * 2
+
+
+def test_credentials_in_netrc_are_sent_when_none_are_configured(monkeypatch, tmp_path, prometheus, recorder):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password from-netrc\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    adapter = PrometheusSource(f"http://127.0.0.1:{recorder.server_port}", retry=FAST)
+    with pytest.raises(Exception, match="no samples"):
+        adapter.fetch(PrometheusParams(query=LOAD), *window(prometheus))
+    configured = PrometheusSource(f"http://127.0.0.1:{recorder.server_port}", username="bob", password="pw",
+                                  retry=FAST)
+    with pytest.raises(Exception, match="no samples"):
+        configured.fetch(PrometheusParams(query=LOAD), *window(prometheus))
+    assert [auth for _, auth in recorder.seen] == [f"Basic {base64.b64encode(pair).decode()}"
+                                                   for pair in (b"alice:from-netrc", b"bob:pw")]
 
 
 def test_a_bearer_token_file_is_read_at_each_query(tmp_path, prometheus, tls):
