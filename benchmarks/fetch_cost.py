@@ -7,7 +7,8 @@ default metrics.history). Each workload is then fetched by the Prometheus adapte
   - whole: [now - window, now], as every refresh did before, and as one every models.refit_interval does;
   - newest steps: from REFETCH_STEPS steps before the last one kept, to now.
 and the table gives, per fetch, the median wall time, the adapter's CPU (this process: HTTP, JSON, the
-grid rules) and Prometheus' CPU (its process, over all the fetches of a kind).
+grid rules; the calling thread's CPU time) and Prometheus' CPU (its process, over all the fetches of a
+kind, counted in clock ticks).
 
     .venv/bin/python benchmarks/fetch_cost.py --workloads 20 --rounds 5
 """
@@ -59,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, \
             PrometheusServer(Path(tmp), samples(args.workloads, window, end)) as server:
         source = PrometheusSource(server.url)
-        server_proc, me = psutil.Process(server.process.pid), psutil.Process()
+        server_proc = psutil.Process(server.process.pid)
         wall = {"whole": [], "newest": []}
         own = {"whole": 0.0, "newest": 0.0}
         prom = {"whole": 0.0, "newest": 0.0}
@@ -70,10 +71,10 @@ def main() -> None:
                 now = int(time.time())
                 kept_end = now // STEP * STEP - STEP
                 for kind, start in (("whole", now - window), ("newest", kept_end - REFETCH_STEPS * STEP)):
-                    p0, c0, t0 = cpu(server_proc), cpu(me), time.perf_counter()
+                    p0, c0, t0 = cpu(server_proc), time.thread_time(), time.perf_counter()
                     series = source.fetch(params, start, now, STEP)
                     wall[kind].append(time.perf_counter() - t0)
-                    own[kind] += cpu(me) - c0
+                    own[kind] += time.thread_time() - c0  # the adapter runs in this thread; exact, not in ticks
                     prom[kind] += cpu(server_proc) - p0
                     points[kind] = len(series)
         n = args.rounds * args.workloads
