@@ -232,7 +232,7 @@ class PrometheusSource(QueryAdapter):
             session = requests.Session()
             session.max_redirects = 0  # a redirect could lead anywhere, the allow-lists bypassed
             # What requests reads from the environment at every request (proxies, a CA bundle, ~/.netrc), read
-            # once per server: those lookups were a fifth of a newest-steps fetch's CPU, at every refresh.
+            # once per server: at every request they were 13-15 % of a query's CPU (RESULTS.md, issue 17).
             found = session.merge_environment_settings(url, {}, None, self._verify, None)
             session.proxies, session.verify = found["proxies"], found["verify"]
             session.auth = None if auth else requests.utils.get_netrc_auth(url)
