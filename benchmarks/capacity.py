@@ -230,7 +230,7 @@ async def measure(n: int, detector: str, spread: float = 0.0, days: float = 2.0,
             cycle_cpu.append(tree_cpu(me) - tree0 - idle_cpu * scale)
             cycle_passes.append(passes)
 
-        # Cycle 2, with GetMetrics callers: the latency a refresh cycle inflicts on the serving path.
+        # One more cycle, with GetMetrics callers: the latency a refresh cycle inflicts on the serving path.
         source.shift += 1
         latencies: list[float] = []
         done = asyncio.Event()
